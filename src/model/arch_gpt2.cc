@@ -1,0 +1,60 @@
+// GPT2LMHeadModel: Conv1D weights are stored [in, out] (transposed against nn.Linear) and the
+// attention's c_attn packs Q, K and V side by side along the output dimension.
+#include <fmt/format.h>
+
+#include <cstring>
+
+#include "core/error.h"
+#include "model/weight_reader.h"
+
+namespace tquant {
+namespace {
+
+Linear conv1d(const WeightReader& r, const std::string& name, int64_t in, int64_t out) {
+  Linear l;
+  l.weight = r.take_transposed(name + ".weight", {in, out});
+  l.bias = r.take(name + ".bias", {out});
+  return l;
+}
+
+// Rows [part*D, (part+1)*D) of the packed [3D, D] QKV projection.
+Linear slice_rows(const Linear& packed, int part, int64_t d) {
+  Linear l;
+  const int64_t in = packed.in();
+  l.weight = Tensor({d, in});
+  std::memcpy(l.weight.data(), packed.weight.data() + part * d * in, sizeof(float) * d * in);
+  l.bias = Tensor({d});
+  std::memcpy(l.bias.data(), packed.bias.data() + part * d, sizeof(float) * d);
+  return l;
+}
+
+}  // namespace
+
+void load_gpt2(const WeightReader& r, Model& m) {
+  const ModelConfig& c = m.config();
+  const int64_t D = c.hidden, V = c.vocab_size, F = c.intermediate;
+  m.token_embedding = r.take("wte.weight", {V, D});
+  m.position_embedding = r.take("wpe.weight", {c.max_positions, D});
+  if (!c.tie_embeddings && r.has("lm_head.weight"))
+    m.lm_head.weight = r.take("lm_head.weight", {V, D});
+  else
+    m.lm_head.weight = m.token_embedding;
+
+  m.blocks.resize(c.layers);
+  for (int i = 0; i < c.layers; ++i) {
+    const std::string p = fmt::format("h.{}.", i);
+    Block& b = m.blocks[i];
+    b.attn_norm = r.norm(p + "ln_1.weight", p + "ln_1.bias", D);
+    b.ffn_norm = r.norm(p + "ln_2.weight", p + "ln_2.bias", D);
+    const Linear qkv = conv1d(r, p + "attn.c_attn", D, 3 * D);
+    b.q = slice_rows(qkv, 0, D);
+    b.k = slice_rows(qkv, 1, D);
+    b.v = slice_rows(qkv, 2, D);
+    b.o = conv1d(r, p + "attn.c_proj", D, D);
+    b.up = conv1d(r, p + "mlp.c_fc", D, F);
+    b.down = conv1d(r, p + "mlp.c_proj", F, D);
+  }
+  m.final_norm = r.norm("ln_f.weight", "ln_f.bias", D);
+}
+
+}  // namespace tquant

@@ -1,0 +1,96 @@
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "model/model.h"
+#include "model/weight_reader.h"
+
+namespace tquant {
+
+Batch Batch::single(std::vector<int32_t> ids, std::vector<int32_t> type_ids) {
+  Batch b;
+  b.batch = 1;
+  b.seq = static_cast<int>(ids.size());
+  b.ids = std::move(ids);
+  b.type_ids = std::move(type_ids);
+  b.lengths = {b.seq};
+  return b;
+}
+
+Model load_model_weights(const std::filesystem::path& dir) {
+  if (!std::filesystem::is_directory(dir)) fail("{}: not a model folder", dir.string());
+  Model m;
+  m.dir_ = dir;
+  m.config_ = parse_config(dir / "config.json");
+  const Checkpoint checkpoint = Checkpoint::open(dir);
+  WeightReader reader(checkpoint, dir);
+  switch (m.config_.arch) {
+    case Arch::Llama:
+      load_llama(reader, m);
+      break;
+    case Arch::Bert:
+      reader.set_prefixes({"bert.", ""});
+      load_bert(reader, m);
+      break;
+    case Arch::OPT:
+      reader.set_prefixes({"model.", ""});
+      load_opt(reader, m);
+      break;
+    case Arch::GPT2:
+      reader.set_prefixes({"transformer.", ""});
+      load_gpt2(reader, m);
+      break;
+  }
+  m.name_everything();
+  return m;
+}
+
+Model Model::load(const std::filesystem::path& dir) { return load_model_weights(dir); }
+
+void Model::name_everything() {
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    Block& b = blocks[i];
+    const std::string p = fmt::format("layers.{}.", i);
+    b.attn_norm.name = p + "attn.norm";
+    b.ffn_norm.name = p + "ffn.norm";
+    b.q.name = p + "attn.q_proj";
+    b.k.name = p + "attn.k_proj";
+    b.v.name = p + "attn.v_proj";
+    b.o.name = p + "attn.o_proj";
+    b.up.name = p + "ffn.up_proj";
+    b.gate.name = p + "ffn.gate_proj";
+    b.down.name = p + "ffn.down_proj";
+  }
+  embedding_norm.name = "embed.norm";
+  final_norm.name = "final_norm";
+  lm_head.name = "lm_head";
+  pooler.name = "pooler.dense";
+  classifier.name = "classifier";
+  mlm_transform.name = "mlm.transform";
+  mlm_norm.name = "mlm.norm";
+  mlm_decoder.name = "mlm.decoder";
+}
+
+std::vector<Linear*> Model::linears() {
+  std::vector<Linear*> out;
+  for (Block& b : blocks)
+    for (Linear* l : {&b.q, &b.k, &b.v, &b.o, &b.gate, &b.up, &b.down})
+      if (!l->weight.empty()) out.push_back(l);
+  for (Linear* l : {&lm_head, &pooler, &classifier, &mlm_transform, &mlm_decoder})
+    if (!l->weight.empty()) out.push_back(l);
+  return out;
+}
+
+std::vector<Norm*> Model::norms() {
+  std::vector<Norm*> out;
+  if (!embedding_norm.gamma.empty()) out.push_back(&embedding_norm);
+  for (Block& b : blocks) {
+    out.push_back(&b.attn_norm);
+    out.push_back(&b.ffn_norm);
+  }
+  for (Norm* n : {&final_norm, &mlm_norm})
+    if (!n->gamma.empty()) out.push_back(n);
+  return out;
+}
+
+}  // namespace tquant

@@ -1,0 +1,81 @@
+#pragma once
+// A loaded transformer: one weight layout that every supported family maps onto, and one
+// forward pass with hooks at the quantization points.
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "model/config.h"
+#include "model/hooks.h"
+
+namespace tquant {
+
+struct Linear {
+  std::string name;  // stable name, e.g. "layers.0.attn.q_proj"; hook points add ".in"/".out"
+  Tensor weight;     // [out, in], as nn.Linear stores it
+  Tensor bias;       // [out] or empty
+  int64_t in() const { return weight.dim(1); }
+  int64_t out() const { return weight.dim(0); }
+};
+
+struct Norm {
+  std::string name;  // e.g. "layers.0.attn.norm"; the hook point is name + ".out"
+  Tensor gamma;
+  Tensor beta;       // empty for RMSNorm
+};
+
+struct Block {
+  Norm attn_norm;  // pre-norm: the input norm; post-norm (BERT): after the attention residual
+  Norm ffn_norm;
+  Linear q, k, v, o;
+  Linear up, gate, down;  // gate only for gated FFNs
+};
+
+// The token/segment ids of a batch of right-padded sequences.
+struct Batch {
+  int batch = 0;
+  int seq = 0;
+  std::vector<int32_t> ids;       // [B*T]
+  std::vector<int32_t> type_ids;  // [B*T] or empty (all zero)
+  std::vector<int32_t> lengths;   // [B] valid positions; empty means all T
+
+  static Batch single(std::vector<int32_t> ids, std::vector<int32_t> type_ids = {});
+};
+
+class Model {
+ public:
+  static Model load(const std::filesystem::path& dir);
+
+  const ModelConfig& config() const { return config_; }
+  const std::filesystem::path& dir() const { return dir_; }
+
+  // The head's output: logits [B, T, V] for causal and masked LMs, [B, num_labels] for sequence
+  // classification, the last hidden state [B, T, D] for a bare encoder.
+  Tensor forward(const Batch& batch, const Hooks* hooks = nullptr) const;
+
+  // Every linear layer, in forward order, for the quantizers.
+  std::vector<Linear*> linears();
+  std::vector<Norm*> norms();
+
+  // Weights (public so that quantization passes can rewrite them in place).
+  Tensor token_embedding;     // [V, D]
+  Tensor position_embedding;  // [P, D] or empty
+  Tensor type_embedding;      // [types, D] or empty
+  Norm embedding_norm;
+  std::vector<Block> blocks;
+  Norm final_norm;
+  Linear lm_head;             // causal LM: may share token_embedding's storage
+  Linear pooler, classifier;  // sequence classification
+  Linear mlm_transform;       // masked LM: dense + act + norm, then a decoder tied to embeddings
+  Norm mlm_norm;
+  Linear mlm_decoder;
+
+ private:
+  friend Model load_model_weights(const std::filesystem::path& dir);
+  ModelConfig config_;
+  std::filesystem::path dir_;
+  void name_everything();
+};
+
+}  // namespace tquant

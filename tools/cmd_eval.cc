@@ -1,0 +1,181 @@
+// tquant eval: perplexity (with saved-logit KL divergence) and GLUE metrics for a model folder.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cli_registry.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "eval/glue_eval.h"
+#include "eval/logits_file.h"
+#include "eval/perplexity.h"
+#include "model/model.h"
+#include "tokenize/tokenizer.h"
+
+namespace tquant::cli {
+namespace {
+
+struct Options {
+  std::string model, task = "ppl", data, json, save_logits, kld_against, glue_task;
+  int ctx = 512, stride = 0, batch = 0, max_length = 128;
+  bool bos = false;
+  int64_t max_tokens = 0;
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("{}: cannot open the data file", path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+int64_t parameter_count(Model& m) {
+  int64_t n = m.token_embedding.numel() + m.position_embedding.numel() + m.type_embedding.numel();
+  for (Linear* l : m.linears())
+    if (l->weight.data() != m.token_embedding.data()) n += l->weight.numel() + l->bias.numel();
+  for (Norm* x : m.norms()) n += x->gamma.numel() + x->beta.numel();
+  return n;
+}
+
+void progress_line(int64_t done, int64_t total) {
+  if (!isatty(STDERR_FILENO)) return;
+  fmt::print(stderr, "\r  scored {}/{} tokens ({:.0f}%)", done, total, 100.0 * done / total);
+  if (done == total) fmt::print(stderr, "\r\033[K");
+}
+
+int run_ppl(const Options& o, Model& model, nlohmann::json& report) {
+  const auto tokenizer = Tokenizer::from_dir(o.model);
+  const std::string text = read_file(o.data);
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<int32_t> tokens = tokenizer->encode(text, false).ids;
+  const double tokenize_seconds = seconds_since(t0);
+  const size_t all_tokens = tokens.size();
+  if (o.max_tokens > 0 && static_cast<int64_t>(tokens.size()) > o.max_tokens) tokens.resize(o.max_tokens);
+  fmt::print("data    {}: {} bytes, {} tokens (tokenized in {:.2f} s){}\n", o.data, text.size(), all_tokens,
+             tokenize_seconds, tokens.size() < all_tokens ? fmt::format(", using the first {}", tokens.size()) : "");
+
+  PerplexityOptions p;
+  p.ctx = o.ctx;
+  p.stride = o.stride > 0 ? o.stride : o.ctx;
+  p.bos = o.bos;
+  p.bos_id = tokenizer->bos_id();
+  p.batch = o.batch;
+  p.progress = progress_line;
+  if (o.bos && p.bos_id < 0) fail("--bos: the tokenizer of {} has no BOS token", o.model);
+
+  std::unique_ptr<LogitsWriter> writer;
+  std::unique_ptr<KldComparer> comparer;
+  ScoredTokenSink* sink = nullptr;
+  if (!o.save_logits.empty() && !o.kld_against.empty()) fail("give --save-logits or --kld-against, not both");
+  if (!o.save_logits.empty()) sink = (writer = std::make_unique<LogitsWriter>(o.save_logits)).get();
+  if (!o.kld_against.empty()) sink = (comparer = std::make_unique<KldComparer>(o.kld_against)).get();
+
+  const PerplexityResult r = evaluate_perplexity(model, tokens, p, nullptr, sink);
+  const double tps = r.tokens_scored / r.seconds;
+  fmt::print("ppl     {:.4f} ± {:.4f}  (nll {:.5f} ± {:.5f}; {} tokens scored in {} windows, ctx {}, stride {}{})\n",
+             r.ppl, r.ppl_stderr, r.nll, r.nll_stderr, r.tokens_scored, r.windows, p.ctx, p.stride,
+             p.bos ? ", BOS" : "");
+  fmt::print("speed   {:.0f} tokens/s ({:.2f} s)\n", tps, r.seconds);
+  report["metrics"] = {{"ppl", r.ppl}, {"ppl_stderr", r.ppl_stderr}, {"nll", r.nll}, {"nll_stderr", r.nll_stderr}};
+  report["tokens_scored"] = r.tokens_scored;
+  report["seconds"] = r.seconds;
+  report["tokens_per_second"] = tps;
+  report["data"] = o.data;
+  report["ctx"] = p.ctx;
+  report["stride"] = p.stride;
+  report["bos"] = p.bos;
+  if (writer) {
+    writer->finish();
+    fmt::print("logits  saved to {}\n", o.save_logits);
+  }
+  if (comparer) {
+    const KldResult k = comparer->finish();
+    fmt::print("kld     mean {:.6f} ± {:.6f}, median {:.6f}, p99 {:.6f}, max {:.6f}; top-1 agreement {:.2f}%\n",
+               k.mean, k.stderr_mean, k.median, k.p99, k.max, 100 * k.top1_agreement);
+    fmt::print("        reference ppl {:.4f} (from the saved logits)\n", k.ppl_reference);
+    auto& m = report["metrics"];
+    m["kld_mean"] = k.mean;
+    m["kld_stderr"] = k.stderr_mean;
+    m["kld_median"] = k.median;
+    m["kld_p99"] = k.p99;
+    m["kld_max"] = k.max;
+    m["top1_agreement"] = k.top1_agreement;
+    m["reference_ppl"] = k.ppl_reference;
+  }
+  return 0;
+}
+
+int run_glue(const Options& o, Model& model, nlohmann::json& report) {
+  if (o.glue_task.empty()) fail("--task glue needs --glue-task (sst2, mrpc, rte, stsb, qnli, cola, wnli)");
+  const GlueTask task = parse_glue_task(o.glue_task);
+  const GlueDataset data = read_glue_tsv(task, o.data);
+  const auto tokenizer = Tokenizer::from_dir(o.model);
+  GlueEvalOptions g;
+  g.max_length = o.max_length;
+  if (o.batch > 0) g.batch = o.batch;
+  const GlueEvalResult r = evaluate_glue(model, *tokenizer, data, g);
+  fmt::print("data    {}: {} examples ({})\n", o.data, r.examples, glue_task_name(task));
+  std::string line;
+  for (const auto& [k, v] : r.score.metrics) line += fmt::format("{} {:.4f}  ", k, v);
+  fmt::print("glue    {}= {:.4f}  ({})\n", line.empty() ? "" : line + " ", r.score.score, r.score.score_name);
+  fmt::print("speed   {:.1f} examples/s, {:.0f} tokens/s ({:.2f} s)\n", r.examples / r.seconds, r.tokens / r.seconds,
+             r.seconds);
+  report["metrics"] = r.score.metrics;
+  report["metrics"]["score"] = r.score.score;
+  report["metrics"]["score_name"] = r.score.score_name;
+  report["glue_task"] = glue_task_name(task);
+  report["examples"] = r.examples;
+  report["tokens_scored"] = r.tokens;
+  report["seconds"] = r.seconds;
+  report["data"] = o.data;
+  return 0;
+}
+
+int run(const Options& o) {
+  if (o.data.empty()) fail("--data is required");
+  auto t0 = std::chrono::steady_clock::now();
+  Model model = Model::load(o.model);
+  fmt::print("model   {} ({}, {:.3f}M parameters, loaded in {:.2f} s)\n", o.model, model.config().architecture,
+             parameter_count(model) / 1e6, seconds_since(t0));
+  nlohmann::json report = {{"task", o.task}, {"model", o.model}};
+  int rc;
+  if (o.task == "ppl")
+    rc = run_ppl(o, model, report);
+  else if (o.task == "glue")
+    rc = run_glue(o, model, report);
+  else
+    fail("--task must be ppl or glue, got \"{}\"", o.task);
+  if (!o.json.empty()) write_text_atomically(o.json, report.dump(2) + "\n");
+  return rc;
+}
+
+const bool registered = register_command("eval", "Evaluate a model: perplexity (and KL divergence) or GLUE",
+                                         [](CLI::App& app) {
+  auto o = std::make_shared<Options>();
+  app.add_option("--model", o->model, "Model folder (config.json, safetensors, tokenizer.json)")->required();
+  app.add_option("--task", o->task, "ppl or glue")->capture_default_str();
+  app.add_option("--data", o->data, "Text file (ppl) or GLUE TSV (glue)");
+  app.add_option("--ctx", o->ctx, "Tokens per window")->capture_default_str();
+  app.add_option("--stride", o->stride, "Tokens between window starts (default: --ctx, no overlap)");
+  app.add_flag("--bos", o->bos, "Start every window with the BOS token");
+  app.add_option("--max-tokens", o->max_tokens, "Use only the first N tokens of the data");
+  app.add_option("--batch", o->batch, "Windows (ppl) or examples (glue) per forward pass");
+  app.add_option("--save-logits", o->save_logits, "Save the scored tokens' log-probabilities (fp16) for --kld-against");
+  app.add_option("--kld-against", o->kld_against, "Report KL divergence against logits saved by --save-logits");
+  app.add_option("--glue-task", o->glue_task, "sst2, mrpc, rte, stsb, qnli, cola or wnli");
+  app.add_option("--max-length", o->max_length, "GLUE: tokens per example after truncation")->capture_default_str();
+  app.add_option("--json", o->json, "Write the results as JSON");
+  return [o] { return run(*o); };
+});
+
+}  // namespace
+}  // namespace tquant::cli
