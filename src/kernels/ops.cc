@@ -12,22 +12,27 @@ void linear_forward(const float* x, int64_t rows, int64_t in, const float* w, co
                     int64_t out, float* y) {
   if (rows == 0 || out == 0) return;
   // OpenBLAS's own threading gives results that change with the thread count. Splitting the
-  // product into fixed-size tiles, each a single-threaded sgemm (OpenBLAS runs one thread inside
-  // a parallel region), makes every output depend only on the inputs.
-  constexpr int64_t kRowTile = 64, kColTile = 256;
-  if (rows >= 2 * kRowTile) {
-    const int64_t tiles = (rows + kRowTile - 1) / kRowTile;
+  // product into tiles whose size depends only on the shape, each a single-threaded sgemm
+  // (OpenBLAS runs one thread inside a parallel region), makes every output depend only on the
+  // inputs. Up to 4 tiles of at least 64 rows (or columns) keep packing overhead small.
+  constexpr int64_t kMaxTiles = 4, kMinTile = 64;
+  auto tiling = [&](int64_t n) {
+    const int64_t tiles = std::clamp<int64_t>(n / kMinTile, 1, kMaxTiles);
+    return (n + tiles - 1) / tiles;
+  };
+  if (rows >= 2 * kMinTile) {
+    const int64_t tile = tiling(rows), tiles = (rows + tile - 1) / tile;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t t = 0; t < tiles; ++t) {
-      const int64_t r0 = t * kRowTile, m = std::min(kRowTile, rows - r0);
+      const int64_t r0 = t * tile, m = std::min(tile, rows - r0);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, out, in, 1.f, x + r0 * in, in, w, in, 0.f,
                   y + r0 * out, out);
     }
   } else {
-    const int64_t tiles = (out + kColTile - 1) / kColTile;
+    const int64_t tile = tiling(out), tiles = (out + tile - 1) / tile;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t t = 0; t < tiles; ++t) {
-      const int64_t c0 = t * kColTile, n = std::min(kColTile, out - c0);
+      const int64_t c0 = t * tile, n = std::min(tile, out - c0);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, n, in, 1.f, x, in, w + c0 * in, in, 0.f, y + c0,
                   out);
     }

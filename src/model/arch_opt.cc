@@ -12,10 +12,9 @@ void load_opt(const WeightReader& r, Model& m) {
   const int64_t D = c.hidden, V = c.vocab_size, F = c.intermediate;
   m.token_embedding = r.take("decoder.embed_tokens.weight", {V, D});
   m.position_embedding = r.take("decoder.embed_positions.weight", {c.max_positions + c.position_offset, D});
-  if (!c.tie_embeddings && r.has("lm_head.weight"))
-    m.lm_head.weight = r.take("lm_head.weight", {V, D});
-  else
-    m.lm_head.weight = m.token_embedding;
+  // Tied: HF ignores a stored lm_head.weight. Untied: it must be there (HF would otherwise
+  // leave it randomly initialised).
+  m.lm_head.weight = c.tie_embeddings ? m.token_embedding : r.take("lm_head.weight", {V, D});
 
   m.blocks.resize(c.layers);
   for (int i = 0; i < c.layers; ++i) {

@@ -21,8 +21,9 @@ Model load_model_weights(const std::filesystem::path& dir) {
   if (!std::filesystem::is_directory(dir)) fail("{}: not a model folder", dir.string());
   Model m;
   m.dir_ = dir;
-  m.config_ = parse_config(dir / "config.json");
+  // Weights first: a pickle-only folder should hear why it is refused before any config detail.
   const Checkpoint checkpoint = Checkpoint::open(dir);
+  m.config_ = parse_config(dir / "config.json");
   WeightReader reader(checkpoint, dir);
   switch (m.config_.arch) {
     case Arch::Llama:
