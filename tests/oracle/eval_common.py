@@ -33,11 +33,12 @@ def _fresh(path):
     return path
 
 
-def run_eval(args, tag, eval_args, timeout=300):
-    """Runs `tquant eval EVAL_ARGS --json TMP/TAG.json`; returns the parsed JSON report.
-    A stale report from an earlier run is removed first so it cannot pass for a new one."""
+def run_eval(args, tag, eval_args, timeout=300, threads=None):
+    """Runs `tquant [--threads N] eval EVAL_ARGS --json TMP/TAG.json`; returns the parsed JSON
+    report. A stale report from an earlier run is removed first so it cannot pass for a new one."""
     out = _fresh(os.path.join(args.tmp, f"{tag}.json"))
-    cmd = [args.tquant, "eval"] + [str(a) for a in eval_args] + ["--json", out]
+    cmd = [args.tquant] + (["--threads", str(threads)] if threads else []) + ["eval"]
+    cmd += [str(a) for a in eval_args] + ["--json", out]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise Failure(f"tquant exited {proc.returncode}: {' '.join(cmd)}\n--- stderr ---\n"

@@ -20,6 +20,7 @@ Ends with "N passed, M failed"; exits non-zero on any failure.
 """
 import collections
 import json
+import math
 import os
 import shutil
 import sys
@@ -28,6 +29,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy_reference  # noqa: E402
+import safetensors_py  # noqa: E402
 import tiny_models  # noqa: E402
 import tokenizer_oracle  # noqa: E402
 from eval_common import Checks, Failure, metric, parse_args, run_cases, run_eval, run_eval_failing  # noqa: E402
@@ -39,6 +41,14 @@ CORR_ATOL = 1e-5      # Pearson / Spearman
 BATCH = 64            # reference batch (examples sorted by length to keep padding small)
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 SUFFIXES = ["##s", "##ed", "##ing", "##ly", "##er", "##es", "##y", "##al"]
+
+
+def _erf_fast(x):
+    """math.erf over an array, as numpy_reference._erf, without np.vectorize's per-element
+    overhead (6x faster; GELU's erf was half of this test's run time). Same function, so the
+    values are bit-identical; oracle-erf checks that before it is swapped in."""
+    x = np.asarray(x, np.float64)
+    return np.fromiter(map(math.erf, x.ravel()), np.float64, x.size).reshape(x.shape)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,8 +152,8 @@ def write_tokenizer_json(folder, vocab):
         json.dump(spec, f, ensure_ascii=False)
 
 
-# Per task: (seed, num_labels, tokenizer file). Seeds were picked so that no dev example's two
-# logits lie within TIE_MARGIN and both classes are predicted often; the test re-asserts both.
+# Per task: (seed, num_labels, tokenizer file). A random classifier's bias usually outweighs
+# what the input changes, so calibrate_classifier() re-centres it on each dev set.
 MODELS = {
     "sst2": (11, 2, "vocab.txt"),
     "mrpc": (12, 2, "tokenizer.json"),
@@ -164,14 +174,37 @@ def make_model(folder, seed, num_labels, vocab, tokenizer_file):
     return folder
 
 
+def calibrate_classifier(folder, logits):
+    """Moves class 1's classifier bias so that the decision boundary falls in the widest gap
+    between the dev examples' logit differences near their median: both classes are then
+    predicted for 30-70% of the examples, and no example sits within half that gap of a tie.
+    The bias is the last term added to the logits, so the reference logits move by exactly the
+    change of the stored float32 bias: they are updated here instead of recomputed."""
+    margin = np.sort(logits[:, 1] - logits[:, 0])
+    n = len(margin)
+    lo, hi = int(0.3 * n), int(0.7 * n)
+    k = lo + int(np.argmax(np.diff(margin[lo:hi + 1])))
+    shift = -(margin[k] + margin[k + 1]) / 2
+    path = os.path.join(folder, "model.safetensors")
+    tensors, metadata = safetensors_py.read(path)
+    bias = tensors["classifier.bias"].astype(np.float32).copy()
+    old = bias[1]
+    bias[1] = np.float32(old + shift)
+    tensors["classifier.bias"] = bias
+    safetensors_py.write(path, [(name, "F32", a) for name, a in tensors.items()], metadata)
+    out = logits.copy()
+    out[:, 1] += float(bias[1]) - float(old)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # The reference: tokenize, forward, metrics
 # ---------------------------------------------------------------------------------------------
 
-def reference_outputs(model_dir, examples):
+def reference_outputs(model_dir, examples, max_length=MAX_LENGTH):
     """(logits [N, num_labels] float64, token count per example) with tokenizer_oracle ids."""
     oracle = tokenizer_oracle.load(model_dir)
-    encoded = [oracle.encode(a, b, add_special_tokens=True, max_length=MAX_LENGTH) for a, b, _ in examples]
+    encoded = [oracle.encode(a, b, add_special_tokens=True, max_length=max_length) for a, b, _ in examples]
     lengths = np.array([len(ids) for ids, _ in encoded])
     out = [None] * len(examples)
     order = np.argsort(lengths, kind="stable")
@@ -241,24 +274,32 @@ class Setup:
         self.vocab = build_vocab(args.shared)
         self.models = {}
 
-    def model(self, task):
-        if task not in self.models:
+    def model(self, task, name=None):
+        """A fresh model folder per case name: calibrate_classifier() fits it to one run."""
+        name = name or f"glue-{task}"
+        if name not in self.models:
             seed, labels, tok = MODELS[task]
-            self.models[task] = make_model(os.path.join(self.args.tmp, "models", f"bert-{task}"),
-                                           seed, labels, self.vocab, tok)
-        return self.models[task]
+            self.models[name] = make_model(os.path.join(self.args.tmp, "models", name), seed, labels,
+                                           self.vocab, tok)
+        return self.models[name]
 
 
-def task_case(s, task, extra_args=()):
+def task_case(s, task, name=None, max_length=MAX_LENGTH, batch=None, threads=1):
+    """threads=1 by default: tquant's default is a thread per core, and on a tiny model OpenMP's
+    per-operation synchronisation dominates; on a busy machine (ctest -j) that was ~8x slower
+    (22 s vs 3 s for STS-B). One case keeps the default so the threaded path is compared too."""
+    name = name or f"glue-{task}"
+
     def case():
         data_path, examples = load_task(s.args.shared, task)
-        model = s.model(task)
-        logits, lengths = reference_outputs(model, examples)
+        model = s.model(task, name)
+        logits, lengths = reference_outputs(model, examples, max_length)
         labels = [label for _, _, label in examples]
         c = Checks()
         if task == "stsb":
             pred = logits[:, 0]
         else:
+            logits = calibrate_classifier(model, logits)
             # guards the comparison: a near tie could flip under float32 rounding
             margin = np.abs(logits[:, 1] - logits[:, 0])
             if margin.min() <= TIE_MARGIN:
@@ -270,22 +311,25 @@ def task_case(s, task, extra_args=()):
                 raise Failure(f"oracle: the {task} model predicts class 1 for {share:.0%} of examples")
             c.lines.append(f"min |logit gap| {margin.min():.2e}, class 1 predicted {share:.0%}")
         want = expected_metrics(task, pred, labels)
-        report = run_eval(s.args, f"glue-{task}", ["--model", model, "--task", "glue", "--glue-task", task,
-                                                   "--data", data_path] + list(extra_args))
+        eval_args = ["--model", model, "--task", "glue", "--glue-task", task, "--data", data_path]
+        eval_args += ["--max-length", max_length] if max_length != MAX_LENGTH else []
+        eval_args += ["--batch", batch] if batch else []
+        report = run_eval(s.args, name, eval_args, threads=threads)
         c.equal("task", report.get("task"), "glue")
         c.equal("model", report.get("model"), model)
         c.equal("glue_task", report.get("glue_task"), task)
         c.equal("examples", report.get("examples"), len(examples))
+        # the token count of all examples: a tokenizer or truncation difference shows here
         c.equal("tokens_scored", report.get("tokens_scored"), int(lengths.sum()))
         c.equal("score_name", report.get("metrics", {}).get("score_name"), SCORE_NAMES[task])
         for key, value in want.items():
             tol = CORR_ATOL if task == "stsb" else 1e-12  # classification: exact counts
             c.close(key, metric(report, key), value, atol=tol)
-        truncated = int((lengths == MAX_LENGTH).sum())
-        c.lines.append(f"{len(examples)} examples, {truncated} truncated to {MAX_LENGTH}, "
+        truncated = int((lengths == max_length).sum())
+        c.lines.append(f"{len(examples)} examples, {truncated} truncated to {max_length}, "
                        f"{int(lengths.sum())} tokens")
         return c.finish()
-    return f"glue-{task}", case
+    return name, case
 
 
 def write(path, text):
@@ -380,7 +424,7 @@ def oracle_self_checks(s):
         oracle = tokenizer_oracle.load(model)
         ids, _ = oracle.encode("the unflinchingly bleak film's \u00e6on \u4e00", max_length=MAX_LENGTH)
         pieces = [s.vocab[i] for i in ids]
-        need = ["the", "[UNK]", "##s"]
+        need = ["the", "film", "##ing", "[UNK]"]
         if any(p not in pieces for p in need) or not any(len(p) == 3 and p.startswith("##") for p in pieces):
             raise Failure(f"pieces {pieces}")
         return f"{len(s.vocab)} pieces; sample: {' '.join(pieces)}"
@@ -388,11 +432,31 @@ def oracle_self_checks(s):
     return [("oracle-metrics", metrics), ("oracle-vocab", vocab)]
 
 
+def use_fast_erf():
+    """Swaps _erf_fast into numpy_reference when it agrees bit for bit with the original on a
+    spread of values (else the slow one stays and the test is merely slower)."""
+    x = np.concatenate([np.linspace(-8, 8, 4001), np.random.default_rng(0).standard_normal(5000) * 3])
+    if np.array_equal(_erf_fast(x), numpy_reference._erf(x)):
+        numpy_reference._erf = _erf_fast
+        return True
+    return False
+
+
 def main():
     args = parse_args(__doc__.splitlines()[0])
+    if not use_fast_erf():
+        print("note: the fast erf differs from numpy_reference's; using the slow one", flush=True)
     s = Setup(args)
     cases = oracle_self_checks(s)
-    cases += [task_case(s, t) for t in ("sst2", "mrpc", "cola", "stsb", "rte")]
+    cases += [
+        task_case(s, "sst2", threads=None),  # tquant's default thread count
+        task_case(s, "mrpc"),  # sentence pairs, a BOM, tokenizer.json; most pairs truncated
+        task_case(s, "cola", batch=7),  # no header; 7 per pass: batch edges and padding vary
+        task_case(s, "stsb"),  # regression head
+        task_case(s, "rte"),  # labels given as names
+        # longest-first truncation of pairs at a short limit: both sides are cut
+        task_case(s, "mrpc", name="glue-mrpc-max-length-40", max_length=40),
+    ]
     cases += error_cases(s)
     return run_cases(cases, args.filter)
 

@@ -13,6 +13,7 @@ Usage (ctest passes these): test_tokenizer.py --tquant BIN --shared DIR --tmp DI
 Prints a diff for each mismatch, ends with "N passed, M failed", exits non-zero on any failure.
 """
 import argparse
+import collections
 import json
 import os
 import shutil
@@ -81,13 +82,63 @@ MAX_LENGTHS = [1, 2, 3, 5, 8, 13, 40]
 
 
 class Runner:
+    """Collects cases per tokenizer folder, runs them through `tquant tokenize --batch` (one
+    process per folder), and every SINGLE_SHOT_EVERY-th case also through the one-shot
+    --file / --pair-file / --no-special / --max-length path."""
+
+    SINGLE_SHOT_EVERY = 7
+
     def __init__(self, args):
         self.args = args
         self.passed = 0
         self.failed = 0
         self.counter = 0
+        self.pending = []  # (name, folder, text, pair, add_special, max_length, want or None)
 
-    def tquant(self, folder, text, pair=None, add_special=True, max_length=0):
+    def check(self, name, folder, tok, text, pair=None, add_special=True, max_length=0):
+        if self.args.filter and self.args.filter not in name:
+            return
+        try:
+            want = tok.encode(text, pair, add_special, max_length)
+        except oracle.NoRoomForSpecialTokens:
+            want = None
+        self.pending.append((name, folder, text, pair, add_special, max_length, want))
+
+    def flush(self):
+        by_folder = collections.OrderedDict()
+        for case in self.pending:
+            by_folder.setdefault(case[1], []).append(case)
+        self.pending = []
+        for folder, cases in by_folder.items():
+            try:
+                results = self.batch(folder, cases)
+            except RuntimeError as e:
+                for case in cases:
+                    self.fail(case[0], case[2], case[3], str(e))
+                continue
+            for i, (case, got) in enumerate(zip(cases, results)):
+                self.compare(case, got, "batch")
+                if i % self.SINGLE_SHOT_EVERY == 0:
+                    self.compare(case, self.single_shot(*case[1:6]), "single-shot")
+
+    def batch(self, folder, cases):
+        self.counter += 1
+        path = os.path.join(self.args.tmp, "batch-%d.jsonl" % self.counter)
+        with open(path, "w", encoding="utf-8") as f:
+            for _, _, text, pair, add_special, max_length, _ in cases:
+                request = {"text": text, "special": add_special, "max_length": max_length}
+                if pair is not None:
+                    request["pair"] = pair
+                f.write(json.dumps(request) + "\n")
+        proc = subprocess.run([self.args.tquant, "tokenize", "--model", folder, "--batch", path],
+                              capture_output=True, text=True, encoding="utf-8")
+        lines = proc.stdout.splitlines()
+        if proc.returncode != 0 or len(lines) != len(cases):
+            raise RuntimeError("tquant --batch failed (exit %d, %d of %d lines): %s" %
+                               (proc.returncode, len(lines), len(cases), proc.stderr.strip()))
+        return [json.loads(line) for line in lines]
+
+    def single_shot(self, folder, text, pair, add_special, max_length):
         self.counter += 1
         text_file = os.path.join(self.args.tmp, "text-%d.txt" % self.counter)
         with open(text_file, "w", encoding="utf-8", newline="") as f:
@@ -104,30 +155,23 @@ class Runner:
             cmd += ["--max-length", str(max_length)]
         proc = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8")
         if proc.returncode != 0:
-            raise RuntimeError("tquant failed (%d): %s\n%s" % (proc.returncode, " ".join(cmd), proc.stderr))
+            return {"error": proc.stderr.strip()}
         return json.loads(proc.stdout)
 
-    def check(self, name, folder, tok, text, pair=None, add_special=True, max_length=0):
-        if self.args.filter and self.args.filter not in name:
+    def compare(self, case, got, how):
+        name, _, text, pair, _, max_length, want = case
+        name = "%s [%s]" % (name, how)
+        if want is None:
+            if "leaves no room" in got.get("error", ""):
+                self.passed += 1
+            else:
+                self.fail(name, text, pair, "max_length %d cannot hold the special tokens; tquant should refuse "
+                                            "it, got %s" % (max_length, got))
             return
-        try:
-            want_ids, want_types = tok.encode(text, pair, add_special, max_length)
-        except oracle.NoRoomForSpecialTokens:
-            try:
-                self.tquant(folder, text, pair, add_special, max_length)
-                self.fail(name, text, pair, "max_length %d cannot hold the special tokens, but tquant did not "
-                                            "refuse it" % max_length)
-            except RuntimeError as e:
-                if "leaves no room" in str(e):
-                    self.passed += 1
-                else:
-                    self.fail(name, text, pair, "unexpected error: %s" % e)
+        if "error" in got:
+            self.fail(name, text, pair, "tquant failed: %s" % got["error"])
             return
-        try:
-            got = self.tquant(folder, text, pair, add_special, max_length)
-        except Exception as e:  # noqa: BLE001
-            self.fail(name, text, pair, "exception: %s" % e)
-            return
+        want_ids, want_types = want
         if got["ids"] == want_ids and got["type_ids"] == want_types and len(got["tokens"]) == len(want_ids):
             self.passed += 1
             return
@@ -136,7 +180,8 @@ class Runner:
             i = next((k for k, (x, y) in enumerate(zip(got["ids"], want_ids)) if x != y),
                      min(len(got["ids"]), len(want_ids)))
             lines.append("ids differ at index %d (tquant %d tokens, oracle %d)" % (i, len(got["ids"]), len(want_ids)))
-            lines.append("  tquant: ...%s" % list(zip(got["ids"][max(0, i - 3):i + 6], got["tokens"][max(0, i - 3):i + 6])))
+            lines.append("  tquant: ...%s" % list(zip(got["ids"][max(0, i - 3):i + 6],
+                                                       got["tokens"][max(0, i - 3):i + 6])))
             lines.append("  oracle: ...%s" % want_ids[max(0, i - 3):i + 6])
         if got["type_ids"] != want_types:
             lines.append("type_ids: tquant %s\n          oracle %s" % (got["type_ids"], want_types))
@@ -222,6 +267,9 @@ def main():
     snippets = [read(stories, 0, 2500), read(stories, 100000, 1500), read(wiki, 0, 2500), read(wiki, 500000, 1500)]
     run_suite(r, "default", default, COMMON_TEXTS + snippets, PAIRS, MAX_LENGTHS)
 
+    run_suite(r, "byte-fallback", fixtures.byte_fallback_folder(args.tmp, sh, "byte-fallback"),
+              COMMON_TEXTS + ["\u00fc\u00e9 \u00e9\u00fc\u00fc\u00e9", "a\u2014b\r\n\u00e9t\u00e9", snippets[2]],
+              PAIRS[4:5])
     run_suite(r, "metaspace-first", fixtures.metaspace_folder(args.tmp, sh, "metaspace-first", "first", False),
               COMMON_TEXTS + ["<unk>hello", "<unk> hello", "<|start_story|>Once upon"], PAIRS[:2])
     run_suite(r, "metaspace-always-split",
@@ -281,6 +329,8 @@ def main():
     fixtures.write_json(bad, "tokenizer.json", spec)
     r.expect_error("errors/merge", bad, ["tokenizer.json", "model.merges[5]", "no_such_token"])
     r.expect_error("errors/empty-dir", args.tmp, ["no tokenizer.json or vocab.txt"])
+
+    r.flush()
 
     print("%d passed, %d failed" % (r.passed, r.failed))
     sys.exit(1 if r.failed else 0)

@@ -239,6 +239,23 @@ def vocab_txt_folder(tmp, shared, name, config):
 
 
 # ---------------------------------------------------------------------------------------------
+# Variants of the default SentencePiece-style model
+# ---------------------------------------------------------------------------------------------
+
+def byte_fallback_folder(tmp, shared, name):
+    """The default model plus byte tokens for some bytes only: \r and the UTF-8 bytes of é and
+    the em dash fall back to <0xXX>, while ü (C3 BC) or CJK still become <unk>."""
+    with open(os.path.join(shared, "models", "tinystories-656k", "tokenizer.json"), encoding="utf-8") as f:
+        tokenizer = json.load(f)
+    vocab = tokenizer["model"]["vocab"]
+    for b in [0x0D, 0x09, 0xC3, 0xA9, 0xE2, 0x80, 0x94]:
+        vocab["<0x%02X>" % b] = len(vocab)
+    folder = os.path.join(tmp, name)
+    write_json(folder, "tokenizer.json", tokenizer)
+    return folder
+
+
+# ---------------------------------------------------------------------------------------------
 # Metaspace variants of the default SentencePiece-style model
 # ---------------------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/threads.h"
+#include "model/point_names.h"
 #include "test_paths.h"
 
 namespace tquant {
@@ -80,6 +81,10 @@ TEST(Hooks, EveryDocumentedPointRunsInOrderWithItsShape) {
   EXPECT_EQ(rec->shapes["logits"], (Shape{1, 8, 2048}));
   EXPECT_EQ(rec->layers["layers.1.ffn.residual_sum"], 1);
   EXPECT_EQ(rec->layers["final_norm.out"], -1);
+  // Recipes are validated against the documented names, so every point fired must be one.
+  const auto documented = documented_point_names(2);
+  for (const auto& name : rec->names)
+    EXPECT_NE(std::find(documented.begin(), documented.end(), name), documented.end()) << name;
 }
 
 TEST(Hooks, InPlaceChangesFlowDownstream) {

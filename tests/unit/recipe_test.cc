@@ -1,0 +1,94 @@
+#include "quant/recipe.h"
+
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "model/point_names.h"
+
+namespace tquant {
+namespace {
+
+using json = nlohmann::ordered_json;
+
+std::vector<std::string> known() {
+  auto names = documented_point_names(4);
+  const auto linears = documented_linear_names(4);
+  names.insert(names.end(), linears.begin(), linears.end());
+  return names;
+}
+
+std::string error_of(const json& j) {
+  try {
+    parse_recipe(j, "r.json", known());
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(Recipe, OverridesApplyInFileOrderAndLaterEntriesWin) {
+  const json j = json::parse(R"({
+    "weights": {"bits": 8},
+    "activations": {"bits": 8, "points": ["layers.*.ffn.residual_sum", "layers.*.attn.scores"]},
+    "overrides": {"layers.*.ffn.residual_sum": {"bits": 16}, "layers.3.ffn.residual_sum": {"bits": 12},
+                  "layers.2.attn.scores": {"enabled": false}, "layers.1.ffn.down_proj": {"bits": 4}}})");
+  const Recipe r = parse_recipe(j, "r.json", known());
+  EXPECT_EQ(r.activation_spec("layers.0.ffn.residual_sum")->bits, 16);
+  EXPECT_EQ(r.activation_spec("layers.3.ffn.residual_sum")->bits, 12);
+  EXPECT_EQ(r.activation_spec("layers.0.attn.scores")->bits, 8);
+  EXPECT_FALSE(r.activation_spec("layers.2.attn.scores"));
+  EXPECT_FALSE(r.activation_spec("layers.0.attn.probs"));  // not listed
+  EXPECT_EQ(r.weight_spec("layers.1.ffn.down_proj")->bits, 4);
+  EXPECT_EQ(r.weight_spec("layers.0.ffn.down_proj")->bits, 8);
+  EXPECT_TRUE(r.weight_spec("layers.0.ffn.down_proj")->symmetric);  // weight default
+  EXPECT_EQ(r.weight_spec("layers.0.ffn.down_proj")->granularity, "per_channel");
+  EXPECT_FALSE(r.activation_spec("layers.0.ffn.residual_sum")->symmetric);
+}
+
+TEST(Recipe, SkippedLinearsStayFloat) {
+  const Recipe r = parse_recipe(json::parse(R"({"weights": {"bits": 4, "skip": ["lm_head", "layers.0.*"]}})"),
+                                "r.json", known());
+  EXPECT_FALSE(r.weight_spec("lm_head"));
+  EXPECT_FALSE(r.weight_spec("layers.0.attn.q_proj"));
+  EXPECT_EQ(r.weight_spec("layers.1.attn.q_proj")->bits, 4);
+}
+
+TEST(Recipe, BadRecipesGiveClearErrors) {
+  EXPECT_NE(error_of(json::parse(R"({"activations": {"bits": 8, "points": ["layers.*.attn.scroes"]}})"))
+                .find("\"layers.*.attn.scroes\" matches no quantization point"),
+            std::string::npos);
+  EXPECT_NE(error_of(json::parse(R"({"weights": {"bits": 1}})")).find("weights.bits must be an integer from 2 to 16"),
+            std::string::npos);
+  EXPECT_NE(error_of(json::parse(R"({"weights": {"bits": 17}})")).find("from 2 to 16, found 17"), std::string::npos);
+  EXPECT_NE(error_of(json::parse(R"({"activations": {"granularity": "per_embedding_group", "points": ["embed.out"]}})"))
+                .find("sets no \"groups\""),
+            std::string::npos);
+  EXPECT_NE(error_of(json::parse(R"({"weights": {"estimator": "magic"}})")).find("weights.estimator must be one of"),
+            std::string::npos);
+  EXPECT_NE(error_of(json::parse(R"({"weights": {"bitz": 8}})")).find("unknown field weights.bitz"), std::string::npos);
+  EXPECT_NE(error_of(json::parse(R"({"overrides": {"layers.9.ffn.residual_sum": {"bits": 16}}})")).find("matches no"),
+            std::string::npos);
+  EXPECT_NE(error_of(json::parse(R"({"activations": {"bits": 8}})")).find("activations.points is missing"),
+            std::string::npos);
+  EXPECT_NE(error_of(json::parse(R"({"wieghts": {}})")).find("unknown top-level field \"wieghts\""), std::string::npos);
+}
+
+TEST(Recipe, EveryPresetLoads) {
+  for (const char* name : {"w8a8", "w8a8-mixed", "w8a8-peg", "w6a6", "w6a6-os", "w4a8"}) {
+    const Recipe r = load_recipe(name, known());
+    EXPECT_TRUE(r.weights) << name;
+    EXPECT_TRUE(r.activation_spec("layers.0.attn.residual_sum")) << name;
+  }
+  const Recipe mixed = load_recipe("w8a8-mixed", known());
+  EXPECT_EQ(mixed.activation_spec("layers.2.ffn.residual_sum")->bits, 16);
+  EXPECT_EQ(mixed.activation_spec("layers.2.ffn.down_proj.out")->bits, 16);
+  EXPECT_EQ(mixed.activation_spec("layers.2.attn.residual_sum")->bits, 8);
+  const Recipe peg = load_recipe("w8a8-peg", known());
+  EXPECT_EQ(peg.activation_spec("layers.1.attn.residual_sum")->granularity, "per_embedding_group");
+  EXPECT_EQ(peg.activation_spec("layers.1.attn.residual_sum")->groups, 6);
+  EXPECT_EQ(peg.activation_spec("layers.1.attn.scores")->granularity, "per_tensor");
+  EXPECT_THROW(load_recipe("no-such-preset", known()), Error);
+}
+
+}  // namespace
+}  // namespace tquant
