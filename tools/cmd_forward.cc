@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "io/npy.h"
 #include "model/model.h"
+#include "ptq/gamma_migration.h"
 #include "tokenize/tokenizer.h"
 
 namespace tquant::cli {
@@ -16,6 +17,7 @@ namespace {
 struct Options {
   std::string model, ids_json, text, text_pair, out;
   bool no_special = false;
+  bool gamma_migration = false;
 };
 
 std::vector<std::vector<int32_t>> int_rows(const nlohmann::json& j, const std::string& file, const char* key) {
@@ -69,7 +71,8 @@ Batch batch_from_json(const std::string& file) {
 }
 
 int run(const Options& o) {
-  const Model model = Model::load(o.model);
+  Model model = Model::load(o.model);
+  if (o.gamma_migration) migrate_gamma(model);
   Batch batch;
   if (!o.ids_json.empty()) {
     batch = batch_from_json(o.ids_json);
@@ -94,6 +97,8 @@ const bool registered = register_command(
       auto* text = app.add_option("--text", o->text, "Text to tokenize and run");
       app.add_option("--text-pair", o->text_pair, "Second segment (sentence-pair models)")->needs(text);
       app.add_flag("--no-special", o->no_special, "Do not add special tokens (BOS, [CLS]/[SEP])");
+      app.add_flag("--gamma-migration", o->gamma_migration,
+                   "Apply Gamma Migration first (outputs must not change beyond rounding)");
       app.add_option("--out", o->out, "Output .npy file")->required();
       ids->excludes(text);
       app.callback([ids, text] {

@@ -47,3 +47,9 @@ class TokenCatalog {
 };
 
 }  // namespace tquant::analysis
+
+namespace tquant::analysis {
+// Token text made visible for tables and axis labels: newline, tab and CR become \n \t \r,
+// and a text of spaces only becomes "␣" per space.
+std::string visible_text(const std::string& text);
+}  // namespace tquant::analysis

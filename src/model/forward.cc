@@ -159,6 +159,17 @@ class Pass {
     return linear(layer, b.down, u);
   }
 
+  // x[:, j] *= scale[j]; nothing when the scale is empty.
+  static void scale_channels(Tensor& x, const Tensor& scale) {
+    if (scale.empty()) return;
+    const int64_t d = x.cols();
+    float* p = x.data();
+    const float* g = scale.data();
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < x.rows(); ++r)
+      for (int64_t j = 0; j < d; ++j) p[r * d + j] *= g[j];
+  }
+
   void residual(int layer, const char* point, Tensor& x, const Tensor& branch) {
     add_inplace(x.data(), branch.data(), x.numel());
     hook(layer, point, x);
@@ -181,10 +192,15 @@ class Pass {
         hook(i, "ffn.norm.out", h);
         residual(i, "ffn.residual_sum", x, ffn(i, b, h));
       } else {
-        residual(i, "attn.residual_sum", x, attention(i, b, x));
+        const Norm& producer = i == 0 ? m_.embedding_norm : m_.blocks[i - 1].ffn_norm;
+        Tensor a = attention(i, b, x);
+        scale_channels(x, producer.residual_scale);
+        residual(i, "attn.residual_sum", x, a);
         x = norm(b.attn_norm, x);
         hook(i, "attn.norm.out", x);
-        residual(i, "ffn.residual_sum", x, ffn(i, b, x));
+        Tensor f = ffn(i, b, x);
+        scale_channels(x, b.attn_norm.residual_scale);
+        residual(i, "ffn.residual_sum", x, f);
         x = norm(b.ffn_norm, x);
         hook(i, "ffn.norm.out", x);
       }

@@ -23,6 +23,9 @@ struct Norm {
   std::string name;  // e.g. "layers.0.attn.norm"; the hook point is name + ".out"
   Tensor gamma;
   Tensor beta;       // empty for RMSNorm
+  // Set by Gamma Migration on post-norm models: the residual shortcut adds output ⊙ this
+  // instead of the output itself (the consumers' weights carry the same factor). Empty = 1.
+  Tensor residual_scale;
 };
 
 struct Block {

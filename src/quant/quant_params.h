@@ -24,7 +24,7 @@ struct QuantParams {
 };
 
 // Zero points beyond this magnitude are rejected: no b <= 16 quantizer needs them, and the
-// optimised kernels rely on the bound to round without calling nearbyint (see fake_quant.cc).
+// optimised kernels rely on the bound to round without calling nearbyint (see affine_fast.h).
 constexpr float kMaxZeroPoint = 1 << 20;
 
 // Checks bits, the grouping's own fields, scale/zero sizes and values (scale finite and > 0,
