@@ -5,6 +5,7 @@
 #include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <sstream>
 
 #include "cli_registry.h"
@@ -14,6 +15,10 @@
 #include "eval/logits_file.h"
 #include "eval/perplexity.h"
 #include "model/model.h"
+#include "model/point_names.h"
+#include "ptq/gamma_migration.h"
+#include "quant/calibration.h"
+#include "quant/recipe.h"
 #include "tokenize/tokenizer.h"
 
 namespace tquant::cli {
@@ -24,6 +29,11 @@ struct Options {
   int ctx = 512, stride = 0, batch = 0, max_length = 128;
   bool bos = false;
   int64_t max_tokens = 0;
+  // Quantization
+  std::string recipe, calib, save_calibration, load_calibration;
+  int calib_samples = 128, calib_len = 0;
+  uint64_t seed = 0;
+  bool gamma_migration = false;
 };
 
 std::string read_file(const std::string& path) {
@@ -52,7 +62,7 @@ void progress_line(int64_t done, int64_t total) {
   if (done == total) fmt::print(stderr, "\r\033[K");
 }
 
-int run_ppl(const Options& o, Model& model, nlohmann::json& report) {
+int run_ppl(const Options& o, Model& model, const Hooks* hooks, nlohmann::json& report) {
   const auto tokenizer = Tokenizer::from_dir(o.model);
   const std::string text = read_file(o.data);
   auto t0 = std::chrono::steady_clock::now();
@@ -79,7 +89,7 @@ int run_ppl(const Options& o, Model& model, nlohmann::json& report) {
   if (!o.save_logits.empty()) sink = (writer = std::make_unique<LogitsWriter>(o.save_logits)).get();
   if (!o.kld_against.empty()) sink = (comparer = std::make_unique<KldComparer>(o.kld_against)).get();
 
-  const PerplexityResult r = evaluate_perplexity(model, tokens, p, nullptr, sink);
+  const PerplexityResult r = evaluate_perplexity(model, tokens, p, hooks, sink);
   const double tps = r.tokens_scored / r.seconds;
   fmt::print("ppl     {:.4f} ± {:.4f}  (nll {:.5f} ± {:.5f}; {} tokens scored in {} windows, ctx {}, stride {}{})\n",
              r.ppl, r.ppl_stderr, r.nll, r.nll_stderr, r.tokens_scored, r.windows, p.ctx, p.stride,
@@ -114,7 +124,7 @@ int run_ppl(const Options& o, Model& model, nlohmann::json& report) {
   return 0;
 }
 
-int run_glue(const Options& o, Model& model, nlohmann::json& report) {
+int run_glue(const Options& o, Model& model, const Hooks* hooks, nlohmann::json& report) {
   if (o.glue_task.empty()) fail("--task glue needs --glue-task (sst2, mrpc, rte, stsb, qnli, cola, wnli)");
   const GlueTask task = parse_glue_task(o.glue_task);
   const GlueDataset data = read_glue_tsv(task, o.data);
@@ -122,7 +132,7 @@ int run_glue(const Options& o, Model& model, nlohmann::json& report) {
   GlueEvalOptions g;
   g.max_length = o.max_length;
   if (o.batch > 0) g.batch = o.batch;
-  const GlueEvalResult r = evaluate_glue(model, *tokenizer, data, g);
+  const GlueEvalResult r = evaluate_glue(model, *tokenizer, data, g, hooks);
   fmt::print("data    {}: {} examples ({})\n", o.data, r.examples, glue_task_name(task));
   std::string line;
   for (const auto& [k, v] : r.score.metrics) line += fmt::format("{} {:.4f}  ", k, v);
@@ -140,6 +150,90 @@ int run_glue(const Options& o, Model& model, nlohmann::json& report) {
   return 0;
 }
 
+// Calibration must never see the evaluation data.
+void check_calibration_is_not_evaluation(const Options& o) {
+  std::error_code ec;
+  if (std::filesystem::equivalent(o.calib, o.data, ec) || read_file(o.calib) == read_file(o.data))
+    fail("--calib {} is the evaluation data ({}); calibrate on other data (e.g. the train or validation split)",
+         o.calib, o.data);
+}
+
+std::vector<Batch> calibration_batches(const Options& o, const Model& model) {
+  const auto tokenizer = Tokenizer::from_dir(o.model);
+  if (o.task == "glue") {
+    // GLUE: calibrate on examples of the task's training split.
+    const GlueDataset data = read_glue_tsv(parse_glue_task(o.glue_task), o.calib);
+    std::vector<size_t> order(data.examples.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::mt19937_64 rng(o.seed);
+    std::shuffle(order.begin(), order.end(), rng);
+    order.resize(std::min<size_t>(order.size(), o.calib_samples));
+    std::vector<Batch> out;
+    for (size_t i = 0; i < order.size(); i += 32) {
+      std::vector<size_t> part(order.begin() + i, order.begin() + std::min(order.size(), i + 32));
+      out.push_back(glue_batch(*tokenizer, data, part, o.max_length));
+    }
+    return out;
+  }
+  const std::vector<int32_t> tokens = tokenizer->encode(read_file(o.calib), false).ids;
+  const int length = o.calib_len > 0 ? o.calib_len : o.ctx;
+  return calibration_windows(tokens, o.calib_samples, length, o.seed, o.bos ? tokenizer->bos_id() : -1,
+                             std::max(1, 2048 / length));
+}
+
+// Applies the recipe: quantizes the weights and returns the activation hooks (null without one).
+std::unique_ptr<Hooks> prepare_quantization(const Options& o, Model& model, nlohmann::json& report) {
+  if (o.gamma_migration) {
+    const auto g = migrate_gamma(model);
+    fmt::print("gamma   migrated {} norms ({} channels kept their γ: too close to 0)\n", g.norms.size(),
+               g.channels_kept);
+    report["gamma_migration"] = {{"norms", g.norms}, {"channels_kept", g.channels_kept}};
+  }
+  if (o.recipe.empty()) {
+    if (!o.calib.empty() || !o.load_calibration.empty() || !o.save_calibration.empty())
+      fail("--calib, --load-calibration and --save-calibration need --recipe");
+    return nullptr;
+  }
+  auto known = documented_point_names(model.config().layers);
+  const auto linears = documented_linear_names(model.config().layers);
+  known.insert(known.end(), linears.begin(), linears.end());
+  const Recipe recipe = load_recipe(o.recipe, known);
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto weights = quantize_weights(model, recipe);
+  Calibration c;
+  if (!o.load_calibration.empty()) {
+    c = load_calibration(o.load_calibration);
+    if (c.recipe != recipe.name)
+      fail("{}: calibrated for recipe \"{}\", not \"{}\"", o.load_calibration, c.recipe, recipe.name);
+    fmt::print("calib   loaded {} activation quantizers from {}\n", c.points.size(), o.load_calibration);
+  } else if (recipe.activations) {
+    if (o.calib.empty()) fail("recipe {} quantizes activations: give --calib FILE (or --load-calibration)", recipe.name);
+    check_calibration_is_not_evaluation(o);
+    const auto batches = calibration_batches(o, model);
+    c = calibrate_activations(model, recipe, batches);
+    int64_t tokens = 0;
+    for (const Batch& b : batches)
+      for (int len : b.lengths) tokens += len;
+    fmt::print("calib   {} activation quantizers from {} samples ({} tokens) of {} in {:.2f} s (seed {})\n",
+               c.points.size(), o.calib_samples, tokens, o.calib, seconds_since(t0), o.seed);
+    report["calibration"] = {{"file", o.calib}, {"samples", o.calib_samples}, {"tokens", tokens}, {"seed", o.seed},
+                             {"seconds", seconds_since(t0)}};
+  }
+  c.recipe = recipe.name;
+  c.weights = weights;
+  if (!o.save_calibration.empty()) {
+    save_calibration(o.save_calibration, c);
+    fmt::print("calib   saved to {}\n", o.save_calibration);
+  }
+  fmt::print("recipe  {}: {} weight tensors and {} activation points quantized\n", recipe.name, weights.size(),
+             c.points.size());
+  report["recipe"] = {{"name", recipe.name}, {"file", recipe.file.string()}, {"weights_quantized", weights.size()},
+                      {"activation_points", c.points.size()}};
+  auto hooks = std::make_unique<Hooks>();
+  hooks->add(std::make_shared<FakeQuantHook>(c));
+  return hooks;
+}
+
 int run(const Options& o) {
   if (o.data.empty()) fail("--data is required");
   auto t0 = std::chrono::steady_clock::now();
@@ -147,13 +241,9 @@ int run(const Options& o) {
   fmt::print("model   {} ({}, {:.3f}M parameters, loaded in {:.2f} s)\n", o.model, model.config().architecture,
              parameter_count(model) / 1e6, seconds_since(t0));
   nlohmann::json report = {{"task", o.task}, {"model", o.model}};
-  int rc;
-  if (o.task == "ppl")
-    rc = run_ppl(o, model, report);
-  else if (o.task == "glue")
-    rc = run_glue(o, model, report);
-  else
-    fail("--task must be ppl or glue, got \"{}\"", o.task);
+  if (o.task != "ppl" && o.task != "glue") fail("--task must be ppl or glue, got \"{}\"", o.task);
+  const auto hooks = prepare_quantization(o, model, report);
+  const int rc = o.task == "ppl" ? run_ppl(o, model, hooks.get(), report) : run_glue(o, model, hooks.get(), report);
   if (!o.json.empty()) write_text_atomically(o.json, report.dump(2) + "\n");
   return rc;
 }
@@ -174,6 +264,14 @@ const bool registered = register_command("eval", "Evaluate a model: perplexity (
   app.add_option("--glue-task", o->glue_task, "sst2, mrpc, rte, stsb, qnli, cola or wnli");
   app.add_option("--max-length", o->max_length, "GLUE: tokens per example after truncation")->capture_default_str();
   app.add_option("--json", o->json, "Write the results as JSON");
+  app.add_option("--recipe", o->recipe, "Quantization recipe: a preset name (recipes/) or a JSON file");
+  app.add_option("--calib", o->calib, "Calibration data: text (ppl) or the task's train TSV (glue)");
+  app.add_option("--calib-samples", o->calib_samples, "Calibration windows (ppl) or examples (glue)")->capture_default_str();
+  app.add_option("--calib-len", o->calib_len, "Tokens per calibration window (default: --ctx)");
+  app.add_option("--seed", o->seed, "Seed for choosing calibration samples")->capture_default_str();
+  app.add_option("--save-calibration", o->save_calibration, "Save the calibrated ranges as JSON");
+  app.add_option("--load-calibration", o->load_calibration, "Use ranges saved by --save-calibration");
+  app.add_flag("--gamma-migration", o->gamma_migration, "Apply Outlier Suppression's Gamma Migration first");
   return [o] { return run(*o); };
 });
 

@@ -22,6 +22,10 @@ struct GlueEvalResult {
   double seconds = 0;
 };
 
+// Tokenizes the listed examples into one right-padded batch (with token types).
+Batch glue_batch(const Tokenizer& tokenizer, const GlueDataset& data, const std::vector<size_t>& examples,
+                 int max_length);
+
 GlueEvalResult evaluate_glue(const Model& model, const Tokenizer& tokenizer, const GlueDataset& data,
                              const GlueEvalOptions& options = {}, const Hooks* hooks = nullptr);
 

@@ -24,10 +24,15 @@ Vocab Vocab::from_json(const JsonView& json) {
   json.expect_object();
   Vocab v;
   v.map_.reserve(json.raw().size());
+  // Ids are dense in every real vocabulary; a wildly larger one is a corrupt file, not a reason
+  // to allocate gigabytes.
+  const int64_t id_limit = 16 * static_cast<int64_t>(json.raw().size()) + 65536;
   for (auto it = json.raw().begin(); it != json.raw().end(); ++it) {
-    if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 ||
-        it.value().get<int64_t>() > INT32_MAX)
+    if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0)
       fail("{}: token \"{}\": expected a non-negative integer id", json.where(), it.key());
+    if (it.value().get<int64_t>() >= id_limit)
+      fail("{}: token \"{}\": id {} is far beyond the {} entries", json.where(), it.key(),
+           it.value().get<int64_t>(), json.raw().size());
     v.add(it.key(), static_cast<int32_t>(it.value().get<int64_t>()));
   }
   return v;

@@ -46,7 +46,7 @@ SUFFIXES = ["##s", "##ed", "##ing", "##ly", "##er", "##es", "##y", "##al"]
 def _erf_fast(x):
     """math.erf over an array, as numpy_reference._erf, without np.vectorize's per-element
     overhead (6x faster; GELU's erf was half of this test's run time). Same function, so the
-    values are bit-identical; oracle-erf checks that before it is swapped in."""
+    values are bit-identical; use_fast_erf() checks that before swapping it in."""
     x = np.asarray(x, np.float64)
     return np.fromiter(map(math.erf, x.ravel()), np.float64, x.size).reshape(x.shape)
 

@@ -444,6 +444,8 @@ def kld_cases(s):
         c.close("kld_p99", metric(report, "kld_p99"), float(np.percentile(kl, 99)),
                 rtol=KLD_RTOL, atol=KLD_ATOL)
         c.close("kld_max", metric(report, "kld_max"), float(kl.max()), rtol=KLD_RTOL, atol=KLD_ATOL)
+        c.close("kld_stderr", metric(report, "kld_stderr"), float(kl.std(ddof=1)) / math.sqrt(n),
+                rtol=KLD_RTOL, atol=KLD_ATOL)
         c.close("kld_mean vs exact float64", metric(report, "kld_mean"), exact.mean(), rtol=1e-2)
         sure, near = top1_bounds(p["logp"], q["logp"])
         got = metric(report, "top1_agreement") * n

@@ -195,6 +195,27 @@ TEST(ByteLevelBpe, Gpt2StyleTokenizerJson) {
   EXPECT_EQ(tok->eos_id(), 259);
 }
 
+// The hand-written GPT-2 splitter and the same regex run by ICU's engine are independent
+// implementations; they must cut tricky text identically.
+TEST(ByteLevelBpe, HandWrittenGpt2SplitterMatchesTheRegex) {
+  const nlohmann::json where = "x";
+  const tok::Regex regex(R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)",
+                         tok::JsonView(where, "test", "pattern"));
+  const std::vector<std::string> texts = {
+      "I'm  here!!\n\n x", "a  b ", "   ", "", "they'll've 'S 's'd", "x\t\t\ty \xC2\xA0z", "1234 56.7 ab12cd",
+      "caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC  \xF0\x9F\x98\x80!", " \r\n  \r\nEnd  ", "''''s  ,, --\x0B\xC2\x85x"};
+  for (const auto& t : texts) {
+    const auto ours = tok::gpt2_spans(t);
+    const auto icu = regex.spans(t);
+    ASSERT_EQ(ours.size(), icu.size()) << t;
+    for (size_t i = 0; i < ours.size(); ++i) {
+      EXPECT_EQ(ours[i].begin, icu[i].begin) << t;
+      EXPECT_EQ(ours[i].end, icu[i].end) << t;
+      EXPECT_TRUE(icu[i].is_match) << t;
+    }
+  }
+}
+
 const char* kBertVocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nun\n##aff\n##able\nhello\n!\n";
 
 TEST(WordPiece, VocabTxtFolderLowercases) {

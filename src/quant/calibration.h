@@ -1,0 +1,61 @@
+#pragma once
+// Calibrating and applying a recipe with the forward hooks:
+//  1. weights are fake-quantized in place (each linear's spec from the recipe);
+//  2. activation ranges are estimated on calibration batches run through that model, observing
+//     only unpadded tokens (and only the visible attention entries); PEG with permutation first
+//     records every channel's range, then groups channels by it (Bondarenko et al. §2);
+//  3. a FakeQuantHook then quantizes every calibrated point during evaluation.
+// The calibrated parameters can be saved to JSON and loaded, so one calibration serves many
+// evaluations.
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/hooks.h"
+#include "model/model.h"
+#include "quant/quant_params.h"
+#include "quant/recipe.h"
+
+namespace tquant {
+
+struct Calibration {
+  std::string recipe;
+  std::map<std::string, QuantParams> points;  // activation point -> parameters
+  std::map<std::string, std::string> weights;  // linear -> a one-line description of its quantizer
+};
+
+// Fake-quantizes every linear's weight that the recipe quantizes; returns linear -> description.
+std::map<std::string, std::string> quantize_weights(Model& model, const Recipe& recipe);
+
+// Runs `batches` through the model with observers on every point the recipe quantizes.
+Calibration calibrate_activations(const Model& model, const Recipe& recipe, const std::vector<Batch>& batches);
+
+void save_calibration(const std::filesystem::path& file, const Calibration& c);
+Calibration load_calibration(const std::filesystem::path& file);
+
+// Applies the calibrated parameters in place at each point (per-token points are dynamic).
+class FakeQuantHook : public Hook {
+ public:
+  explicit FakeQuantHook(const Calibration& calibration);
+  void on_activation(const std::string& point, Tensor& x, const BatchInfo& batch) override;
+
+ private:
+  std::map<std::string, QuantParams> params_;
+};
+
+// The valid part of an activation as a dense [rows, cols] block: unpadded tokens of [B, T, C]
+// points; visible (unmasked) entries of [B, H, T, T] scores and probabilities, as one row.
+struct ValidView {
+  std::vector<float> data;
+  int64_t rows = 0, cols = 0;
+};
+ValidView valid_part(const Tensor& x, const BatchInfo& batch);
+
+// Token windows for calibration: `samples` windows of `length` tokens at seeded random starts
+// (with BOS first when bos_id >= 0), grouped `per_batch` windows to a Batch.
+std::vector<Batch> calibration_windows(const std::vector<int32_t>& tokens, int samples, int length, uint64_t seed,
+                                       int bos_id, int per_batch);
+
+}  // namespace tquant
