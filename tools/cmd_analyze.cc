@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -61,8 +62,20 @@ void print_findings(const nlohmann::json& a) {
                heads[i]["uniform_delimiter"].get<double>());
 }
 
+// --out is replaced whole, so an existing folder must be an earlier analysis (or empty): a
+// mistyped --out must not wipe unrelated files. Checked before the work starts.
+void check_out_folder(const std::string& dir) {
+  namespace fs = std::filesystem;
+  const fs::path out(dir);
+  if (!fs::exists(out)) return;
+  if (!fs::is_directory(out)) fail("--out {}: exists and is not a folder", dir);
+  if (!fs::is_empty(out) && !fs::exists(out / "analysis.json"))
+    fail("--out {}: the folder exists and holds no analysis.json; give a new folder (it is replaced whole)", dir);
+}
+
 int run(const Options& o) {
   using namespace analysis;
+  check_out_folder(o.out);
   const auto t0 = std::chrono::steady_clock::now();
   const Model model = Model::load(o.model);
   const auto tokenizer = Tokenizer::from_dir(o.model);

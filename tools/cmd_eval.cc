@@ -17,6 +17,7 @@
 #include "model/model.h"
 #include "model/point_names.h"
 #include "ptq/gamma_migration.h"
+#include "ptq/token_clipping.h"
 #include "quant/calibration.h"
 #include "quant/recipe.h"
 #include "tokenize/tokenizer.h"
@@ -34,6 +35,7 @@ struct Options {
   int calib_samples = 128, calib_len = 0;
   uint64_t seed = 0;
   bool gamma_migration = false;
+  std::string token_clipping;
 };
 
 std::string read_file(const std::string& path) {
@@ -86,13 +88,16 @@ int run_ppl(const Options& o, Model& model, const Hooks* hooks, nlohmann::json& 
   std::unique_ptr<KldComparer> comparer;
   ScoredTokenSink* sink = nullptr;
   if (!o.save_logits.empty() && !o.kld_against.empty()) fail("give --save-logits or --kld-against, not both");
-  if (!o.save_logits.empty()) sink = (writer = std::make_unique<LogitsWriter>(o.save_logits)).get();
-  if (!o.kld_against.empty()) sink = (comparer = std::make_unique<KldComparer>(o.kld_against)).get();
+  // With BOS a window holds ctx - 1 text tokens, so a stride of ctx becomes ctx - 1.
+  const int stride = std::min(p.stride, p.ctx - (p.bos ? 1 : 0));
+  const std::string protocol = scoring_protocol(p.ctx, stride, p.bos);
+  if (!o.save_logits.empty()) sink = (writer = std::make_unique<LogitsWriter>(o.save_logits, protocol)).get();
+  if (!o.kld_against.empty()) sink = (comparer = std::make_unique<KldComparer>(o.kld_against, protocol)).get();
 
   const PerplexityResult r = evaluate_perplexity(model, tokens, p, hooks, sink);
   const double tps = r.tokens_scored / r.seconds;
   fmt::print("ppl     {:.4f} ± {:.4f}  (nll {:.5f} ± {:.5f}; {} tokens scored in {} windows, ctx {}, stride {}{})\n",
-             r.ppl, r.ppl_stderr, r.nll, r.nll_stderr, r.tokens_scored, r.windows, p.ctx, p.stride,
+             r.ppl, r.ppl_stderr, r.nll, r.nll_stderr, r.tokens_scored, r.windows, p.ctx, stride,
              p.bos ? ", BOS" : "");
   fmt::print("speed   {:.0f} tokens/s ({:.2f} s)\n", tps, r.seconds);
   report["metrics"] = {{"ppl", r.ppl}, {"ppl_stderr", r.ppl_stderr}, {"nll", r.nll}, {"nll_stderr", r.nll_stderr}};
@@ -101,7 +106,7 @@ int run_ppl(const Options& o, Model& model, const Hooks* hooks, nlohmann::json& 
   report["tokens_per_second"] = tps;
   report["data"] = o.data;
   report["ctx"] = p.ctx;
-  report["stride"] = p.stride;
+  report["stride"] = stride;
   report["bos"] = p.bos;
   if (writer) {
     writer->finish();
@@ -199,9 +204,27 @@ std::unique_ptr<Hooks> prepare_quantization(const Options& o, Model& model, nloh
   known.insert(known.end(), linears.begin(), linears.end());
   const Recipe recipe = load_recipe(o.recipe, known);
   const auto t0 = std::chrono::steady_clock::now();
-  const auto weights = quantize_weights(model, recipe);
   Calibration c;
-  if (!o.load_calibration.empty()) {
+  std::map<std::string, std::string> weights;
+  if (!o.token_clipping.empty()) {
+    if (o.token_clipping != "coarse") fail("--token-clipping must be \"coarse\" (the fine stage needs training)");
+    if (o.calib.empty()) fail("--token-clipping needs --calib FILE");
+    check_calibration_is_not_evaluation(o);
+    // The ratio search runs with FP weights, as in the paper; the weights are quantized after.
+    const auto batches = calibration_batches(o, model);
+    const TokenClippingResult t = token_wise_clipping_coarse(model, recipe, batches);
+    c = t.calibration;
+    weights = quantize_weights(model, recipe);
+    fmt::print("clip    token-wise clipping (coarse) chose ratio {:.2f} from {} candidates in {:.2f} s (logit MSE {:.5g}, "
+               "at 1.00: {:.5g})\n", t.ratio, t.grid.size(), seconds_since(t0),
+               *std::min_element(t.logits_mse.begin(), t.logits_mse.end()), t.logits_mse.front());
+    report["token_clipping"] = {{"stage", "coarse"}, {"ratio", t.ratio}, {"grid", t.grid}, {"logits_mse", t.logits_mse}};
+  } else {
+    weights = quantize_weights(model, recipe);
+  }
+  if (!o.token_clipping.empty()) {
+    // calibrated above
+  } else if (!o.load_calibration.empty()) {
     c = load_calibration(o.load_calibration);
     if (c.recipe != recipe.name)
       fail("{}: calibrated for recipe \"{}\", not \"{}\"", o.load_calibration, c.recipe, recipe.name);
@@ -272,6 +295,7 @@ const bool registered = register_command("eval", "Evaluate a model: perplexity (
   app.add_option("--save-calibration", o->save_calibration, "Save the calibrated ranges as JSON");
   app.add_option("--load-calibration", o->load_calibration, "Use ranges saved by --save-calibration");
   app.add_flag("--gamma-migration", o->gamma_migration, "Apply Outlier Suppression's Gamma Migration first");
+  app.add_option("--token-clipping", o->token_clipping, "Outlier Suppression's Token-Wise Clipping: coarse");
   return [o] { return run(*o); };
 });
 

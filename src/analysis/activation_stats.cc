@@ -169,19 +169,25 @@ void ActivationStats::attribute(PointStats& p, const Tensor& x, const Rows& rows
     for (int32_t d : p.outlier_dims) p.outlier_abs_by_kind[kind] += std::abs(r[d]);
   }
 
-  // The largest |x| per inspected dim; strictly larger replaces, so earlier tokens win ties.
+  // Per inspected dim, the distinct token ids with the largest |x| (each at its largest
+  // occurrence): one token repeated in every window (BOS) would otherwise fill the whole list.
+  // The kept values only grow, so an id dropped from the list can never have belonged in it.
+  // Strictly larger replaces: the earliest occurrence wins a tie.
   const size_t keep = static_cast<size_t>(options_.top_tokens);
+  auto larger = [](const TokenValue& a, const TokenValue& b) { return std::abs(a.value) > std::abs(b.value); };
   for (size_t k = 0; k < p.inspected_dims.size(); ++k) {
     auto& top = p.top_tokens[k];
     const int32_t d = p.inspected_dims[k];
     for (size_t i = 0; i < rows.size(); ++i) {
-      const float v = data[rows.row[i] * C + d];
-      if (top.size() == keep && std::abs(v) <= std::abs(top.back().value)) continue;
-      const TokenValue tv{rows.id[i], rows.sample[i], rows.position[i], v};
-      auto at = std::upper_bound(top.begin(), top.end(), tv, [](const TokenValue& a, const TokenValue& b) {
-        return std::abs(a.value) > std::abs(b.value);
-      });
-      top.insert(at, tv);
+      const TokenValue tv{rows.id[i], rows.sample[i], rows.position[i], data[rows.row[i] * C + d]};
+      auto same = std::find_if(top.begin(), top.end(), [&](const TokenValue& t) { return t.id == tv.id; });
+      if (same != top.end()) {
+        if (!larger(tv, *same)) continue;
+        top.erase(same);
+      } else if (top.size() == keep && !larger(tv, top.back())) {
+        continue;
+      }
+      top.insert(std::upper_bound(top.begin(), top.end(), tv, larger), tv);
       if (top.size() > keep) top.pop_back();
     }
   }

@@ -7,7 +7,7 @@
 //   1. observe:   count, min, max, mean, std, kurtosis (Moments) and each channel's min and max;
 //                 at the end, the outlier dims (rule below).
 //   2. attribute: how many values lie beyond 6 std of the mean, and at which kinds of token;
-//                 the tokens with the largest |x| in the top outlier dims; the share of the
+//                 the distinct tokens with the largest |x| in the top outlier dims; the share of the
 //                 outlier dims' magnitude that special tokens and delimiters carry.
 // Outlier rule: channel c is an outlier dim when max|x_c| (over all analysed tokens) exceeds
 // mean + 6 std of the C per-channel maxima (population std). With C < 38 no channel can reach
@@ -52,7 +52,7 @@ struct PointStats {
   std::array<int64_t, kTokenKinds> beyond_6sigma_by_kind{};
   std::array<int64_t, kTokenKinds> tokens_by_kind{};
   std::array<double, kTokenKinds> outlier_abs_by_kind{};    // Σ|x| over the outlier dims
-  std::vector<std::vector<TokenValue>> top_tokens;          // per inspected dim, largest |x| first
+  std::vector<std::vector<TokenValue>> top_tokens;          // per inspected dim: distinct ids, largest |x| first
 
   float channel_max_abs(int64_t c) const { return std::max(-channel_min[c], channel_max[c]); }
 };

@@ -91,7 +91,7 @@ json::json definitions() {
       {"outlier_dims", "channels whose max |x| exceeds mean + 6 std of the per-channel max |x| values (population "
                        "std over the channels), largest first; with fewer than 38 channels none can qualify"},
       {"carriers", "for the first 8 outlier dims (or, with none, the channel of largest max |x|, outlier=false): "
-                   "the 5 tokens with the largest |x| in that dim"},
+                   "the 5 distinct token ids with the largest |x| in that dim, each at its largest occurrence"},
       {"token_kinds", "special: the tokenizer's BOS/EOS/[CLS]/[SEP] and the ids its post-processor adds; delimiter: "
                       "a token that decodes to punctuation (Unicode P*) and/or whitespace only, or to nothing; "
                       "other: the rest"},

@@ -41,7 +41,7 @@ std::string pct(double v) { return fmt::format("{:.2f}%", 100 * v); }
 std::string token_html(const json::json& t) {
   const std::string kind = t["kind"];
   return fmt::format("<span class=\"tok {}\" title=\"id {} ({})\">{}</span>", kind, t["id"].get<int>(), kind,
-                     escape(visible_text(t["text"].get<std::string>())));
+                     escape(token_label(t)));
 }
 
 std::string share_cell(const json::json& shares, const char* kind) {
@@ -154,8 +154,9 @@ std::string point_table(const json::json& a) {
 }
 
 std::string carrier_table(const json::json& a) {
-  std::string s = "<h2>Which tokens carry the outliers</h2>\n<p>For each point with outlier dimensions, the tokens "
-                  "with the largest |x| in its top outlier dims (window:position). "
+  std::string s = "<h2>Which tokens carry the outliers</h2>\n<p>For each point with outlier dimensions, the distinct "
+                  "tokens with the largest |x| in its top outlier dims, each at its largest occurrence "
+                  "(window:position). "
                   "<span class=\"tok special\">special</span> <span class=\"tok delimiter\">delimiter</span></p>\n";
   bool any = false;
   for (const auto& p : a["points"]) {

@@ -88,9 +88,11 @@ std::vector<Plot> layer_trends(const json::json& a) {
   range.x_labels = kurt.x_labels = x;
   range.x_label = kurt.x_label = "layer (emb = embedding output)";
   range.title = "Largest |x| of the residual stream and the norm outputs per layer";
-  range.y_label = "max |x| over all tokens and channels";
+  range.y_label = "max |x| over all tokens and channels (log)";
+  range.log_y = true;
   kurt.title = "Kurtosis of the residual stream and the norm outputs per layer";
-  kurt.y_label = "Pearson kurtosis (normal = 3)";
+  kurt.y_label = "Pearson kurtosis";
+  kurt.ref_lines = {{3, "normal distribution (3)"}};
   return {{"layer_ranges.svg", range.title,
            "How far the largest values reach at each layer; a per-tensor quantizer's range must cover them.",
            svg::line_chart(range)},
@@ -108,7 +110,7 @@ Plot attention_map(const json::json& a, const json::json& m, const char* which) 
   // Token labels fit only while the cells are large enough to hold a line of text.
   if (n <= 48)
     for (const auto& t : m["tokens"]) {
-      h.row_labels.push_back(visible_text(t["text"].get<std::string>()));
+      h.row_labels.push_back(token_label(t));
       h.col_labels.push_back(h.row_labels.back());
     }
   const int seq = a["windows"]["seq_len"];
@@ -152,6 +154,11 @@ Plot head_heatmap(const json::json& a, const char* field, const char* what, cons
 }
 
 }  // namespace
+
+std::string token_label(const json::json& t) {
+  const std::string text = t["text"];
+  return visible_text(text.empty() ? t["token"].get<std::string>() : text);
+}
 
 std::vector<Plot> make_plots(const json::json& a) {
   std::vector<Plot> plots;

@@ -21,4 +21,8 @@ struct Plot {
 
 std::vector<Plot> make_plots(const nlohmann::json& analysis);
 
+// How a token object of analysis.json ({"text", "token", ...}) is shown: its decoded text made
+// visible (visible_text), or its vocabulary entry when it decodes to nothing (e.g. "▁").
+std::string token_label(const nlohmann::json& token);
+
 }  // namespace tquant::analysis

@@ -38,6 +38,10 @@ struct LineChart {
     bool dashed = false;
   };
   std::vector<Series> series;
+  std::vector<RefLine> ref_lines;
+  // Logarithmic y axis (decades), for quantities spanning orders of magnitude; values <= 0
+  // cannot be drawn on it and leave gaps like NaN.
+  bool log_y = false;
   double width = 960, height = 380;
 };
 std::string line_chart(const LineChart& chart);

@@ -34,15 +34,13 @@ std::string escape(std::string_view raw) {
 
 namespace {
 
-// Heckbert's nice number: 1, 2, 5 or 10 times a power of ten near x (rounded or ceiled).
-double nice_number(double x, bool round) {
+// Heckbert's nice number: 1, 2, 5 or 10 times a power of ten, nearest to x. The tick step is
+// the nice number of range / (target - 1); Heckbert's extra rounding of the range itself is
+// left out, as it can double the step and leave too few ticks.
+double nice_number(double x) {
   const double exp = std::floor(std::log10(x));
   const double f = x / std::pow(10.0, exp);
-  double nf;
-  if (round)
-    nf = f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10;
-  else
-    nf = f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10;
+  const double nf = f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10;
   return nf * std::pow(10.0, exp);
 }
 
@@ -57,7 +55,7 @@ Ticks nice_ticks(double lo, double hi, int target) {
     lo -= pad;
     hi += pad;
   }
-  const double step = nice_number(nice_number(hi - lo, false) / std::max(1, target - 1), true);
+  const double step = nice_number((hi - lo) / std::max(1, target - 1));
   Ticks t;
   t.lo = std::floor(lo / step) * step;
   t.hi = std::ceil(hi / step) * step;

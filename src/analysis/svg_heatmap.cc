@@ -25,10 +25,12 @@ std::string heatmap(const Heatmap& c) {
   for (const auto& l : c.row_labels) longest_row = std::max(longest_row, std::min<size_t>(l.size(), 12));
   for (const auto& l : c.col_labels) longest_col = std::max(longest_col, std::min<size_t>(l.size(), 12));
   const double label_font = std::clamp(cell * 0.75, 8.0, 12.0);
-  const double left = 48 + longest_row * label_font * 0.6, top = 44;
-  const double bottom = 44 + (c.col_labels.empty() ? 18 : longest_col * label_font * 0.6 + 8);
+  const double left = 48 + longest_row * label_font * 0.6, top = 62;
+  // Column labels stand upright when they fit in a cell, else they are turned vertical.
+  const bool upright = c.col_labels.empty() || longest_col * label_font * 0.62 <= cell;
+  const double bottom = 44 + (upright ? 18 : longest_col * label_font * 0.6 + 8);
   const double pw = cell * c.cols, ph = cell * c.rows;
-  const double bar_x = left + pw + 24, width = std::max(bar_x + 84, 40 + 7.5 * c.title.size()), height = top + ph + bottom;
+  const double bar_x = left + pw + 24, width = std::max({bar_x + 84, 40 + 7.5 * c.title.size(), bar_x + 6.2 * c.value_label.size() + 12}), height = top + ph + bottom;
   const double span = c.vmax > c.vmin ? c.vmax - c.vmin : 1;
   auto norm = [&](double v) { return (v - c.vmin) / span; };
 
@@ -39,8 +41,8 @@ std::string heatmap(const Heatmap& c) {
     for (int k = 0; k < c.cols; ++k) {
       const double v = c.values[static_cast<size_t>(r) * c.cols + k];
       const double x = left + k * cell, y = top + r * cell;
-      s += fmt::format("<rect x=\"{:.2f}\" y=\"{:.2f}\" width=\"{:.2f}\" height=\"{:.2f}\" fill=\"{}\">"
-                       "<title>{}, {}: {}</title></rect>\n",
+      s += fmt::format("<rect x=\"{:.2f}\" y=\"{:.2f}\" width=\"{:.2f}\" height=\"{:.2f}\" fill=\"{}\""
+                       " shape-rendering=\"crispEdges\"><title>{}, {}: {}</title></rect>\n",
                        x, y, cell, cell, std::isfinite(v) ? viridis(norm(v)) : "#cccccc",
                        escape(c.row_labels.empty() ? std::to_string(r) : c.row_labels[r]),
                        escape(c.col_labels.empty() ? std::to_string(k) : c.col_labels[k]), format_number(v));
@@ -60,8 +62,8 @@ std::string heatmap(const Heatmap& c) {
   for (int k = 0; k < c.cols; ++k) {
     if (c.col_labels.empty() && k % every) continue;
     const double x = left + k * cell + cell / 2, y = top + ph + 6;
-    if (c.col_labels.empty())
-      s += text(x, y + 10, std::to_string(k), label_font);
+    if (upright)
+      s += text(x, y + 10, c.col_labels.empty() ? std::to_string(k) : c.col_labels[k], label_font);
     else
       s += text(x + label_font * 0.35, y, shorten(c.col_labels[k], 12), label_font, "end", -90);
   }
@@ -84,7 +86,7 @@ std::string heatmap(const Heatmap& c) {
                      bar_x + 20, y);
     s += text(bar_x + 22, y + 4, format_number(v), 10, "start");
   }
-  s += text(bar_x + 72, top + ph / 2, c.value_label, 11, "middle", -90);
+  s += text(bar_x, top - 10, c.value_label, 11, "start");
   return s + close_svg();
 }
 

@@ -13,14 +13,27 @@ namespace tquant::analysis::svg {
 std::string line_chart(const LineChart& c) {
   const size_t n = c.x_labels.size();
   if (n == 0) fail("line chart \"{}\": no categories on the x axis", c.title);
+  // On a log axis everything is placed by log10 of the value; non-positive values are gaps.
+  auto tr = [&](double v) { return c.log_y ? (v > 0 ? std::log10(v) : NAN) : v; };
   double lo = INFINITY, hi = -INFINITY;
   for (const auto& s : c.series) {
     if (s.y.size() != n) fail("line chart \"{}\": series \"{}\" has {} values for {} categories", c.title, s.name, s.y.size(), n);
     for (double v : s.y)
-      if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+      if (std::isfinite(tr(v))) lo = std::min(lo, tr(v)), hi = std::max(hi, tr(v));
   }
+  for (const auto& r : c.ref_lines)
+    if (std::isfinite(tr(r.value))) lo = std::min(lo, tr(r.value)), hi = std::max(hi, tr(r.value));
   if (!std::isfinite(lo)) lo = 0, hi = 1;
-  const Ticks yt = nice_ticks(std::min(lo, 0.0), hi, 7);
+  Ticks yt;
+  if (c.log_y) {
+    // Whole decades, at least one apart.
+    yt.lo = std::floor(lo);
+    yt.hi = std::max(std::ceil(hi), yt.lo + 1);
+    for (double d = yt.lo; d <= yt.hi + 1e-9; d += 1) yt.values.push_back(d);
+  } else {
+    yt = nice_ticks(std::min(lo, 0.0), hi, 7);
+  }
+  auto tick_label = [&](double v) { return c.log_y ? format_number(std::pow(10.0, v)) : format_number(v); };
 
   const double legend_w = 230;
   const double left = 72, right = 16 + legend_w, top = 44, bottom = 64;
@@ -33,7 +46,13 @@ std::string line_chart(const LineChart& c) {
   for (double v : yt.values) {
     s += fmt::format("<line x1=\"{:.2f}\" y1=\"{:.2f}\" x2=\"{:.2f}\" y2=\"{:.2f}\" stroke=\"#e6e6e6\"/>\n", left, Y(v),
                      left + pw, Y(v));
-    s += text(left - 6, Y(v) + 4, format_number(v), 11, "end");
+    s += text(left - 6, Y(v) + 4, tick_label(v), 11, "end");
+  }
+  for (const auto& r : c.ref_lines) {
+    if (!std::isfinite(tr(r.value))) continue;
+    s += fmt::format("<line x1=\"{:.2f}\" y1=\"{:.2f}\" x2=\"{:.2f}\" y2=\"{:.2f}\" stroke=\"#888\" stroke-dasharray=\"3 3\"/>\n",
+                     left, Y(tr(r.value)), left + pw, Y(tr(r.value)));
+    s += text(left + 4, Y(tr(r.value)) - 4, r.label, 11, "start", 0, "fill=\"#666\"");
   }
   // Category labels: every one when they fit, else every k-th.
   const size_t every = std::max<size_t>(1, static_cast<size_t>(std::ceil(n * 40.0 / pw)));
@@ -54,17 +73,17 @@ std::string line_chart(const LineChart& c) {
       points.clear();
     };
     for (size_t i = 0; i < n; ++i) {
-      if (!std::isfinite(se.y[i])) {
+      if (!std::isfinite(tr(se.y[i]))) {
         flush();
         continue;
       }
-      points += fmt::format("{}{:.2f},{:.2f}", points.empty() ? "" : " ", X(i), Y(se.y[i]));
+      points += fmt::format("{}{:.2f},{:.2f}", points.empty() ? "" : " ", X(i), Y(tr(se.y[i])));
     }
     flush();
     for (size_t i = 0; i < n; ++i)
-      if (std::isfinite(se.y[i]))
+      if (std::isfinite(tr(se.y[i])))
         s += fmt::format("<circle cx=\"{:.2f}\" cy=\"{:.2f}\" r=\"3\" fill=\"{}\"><title>{}: {}</title></circle>\n", X(i),
-                         Y(se.y[i]), color, escape(se.name + " @ " + c.x_labels[i]), format_number(se.y[i]));
+                         Y(tr(se.y[i])), color, escape(se.name + " @ " + c.x_labels[i]), format_number(se.y[i]));
     // Legend entry.
     const double ly = top + 10 + 20 * k, lx = left + pw + 16;
     s += fmt::format("<line x1=\"{:.2f}\" y1=\"{:.2f}\" x2=\"{:.2f}\" y2=\"{:.2f}\" stroke=\"{}\" stroke-width=\"2\"{}/>\n", lx,

@@ -50,10 +50,6 @@ std::string TokenCatalog::text(int32_t id) const { return unicode::utf8_lossy(to
 
 std::string TokenCatalog::piece(int32_t id) const { return unicode::utf8_lossy(tokenizer_.id_to_token(id)); }
 
-}  // namespace tquant::analysis
-
-namespace tquant::analysis {
-
 std::string visible_text(const std::string& text) {
   if (!text.empty() && text.find_first_not_of(' ') == std::string::npos) {
     std::string out;

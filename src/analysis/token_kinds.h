@@ -20,6 +20,10 @@ const char* token_kind_name(TokenKind k);  // "other", "special", "delimiter"
 // The statistics hooks see only ids; this tells them each id's kind.
 using TokenClassifier = std::function<TokenKind(int32_t id)>;
 
+// Token text made visible for tables and axis labels: newline, tab and CR become \n \t \r,
+// and a text of spaces only becomes "␣" per space.
+std::string visible_text(const std::string& text);
+
 // True when `text` is non-empty and every code point is White_Space or punctuation (P*).
 bool is_delimiter_text(const std::string& text);
 
@@ -46,10 +50,4 @@ class TokenCatalog {
   mutable std::unordered_map<int32_t, TokenKind> kinds_;
 };
 
-}  // namespace tquant::analysis
-
-namespace tquant::analysis {
-// Token text made visible for tables and axis labels: newline, tab and CR become \n \t \r,
-// and a text of spaces only becomes "␣" per space.
-std::string visible_text(const std::string& text);
 }  // namespace tquant::analysis

@@ -32,7 +32,12 @@ void log_softmax(const float* logits, int64_t n, float* out) {
   for (int64_t v = 0; v < n; ++v) out[v] = static_cast<float>(logits[v] - lse);
 }
 
-LogitsWriter::LogitsWriter(std::filesystem::path path) : path_(std::move(path)) {
+std::string scoring_protocol(int ctx, int stride, bool bos) {
+  return fmt::format("ctx {}, stride {}{}", ctx, stride, bos ? ", BOS" : "");
+}
+
+LogitsWriter::LogitsWriter(std::filesystem::path path, std::string protocol)
+    : path_(std::move(path)), protocol_(std::move(protocol)) {
   tmp_ = path_;
   tmp_ += fmt::format(".tmp-{}", getpid());
 }
@@ -70,7 +75,10 @@ void LogitsWriter::on_token(const float* logits, int64_t vocab, int32_t target) 
 
 void LogitsWriter::finish() {
   if (written_ != expected_) fail("{}: wrote {} of {} tokens", path_.string(), written_, expected_);
-  nlohmann::json h = {{"vocab", vocab_}, {"tokens", written_}, {"targets_fnv1a64", fmt::format("{:016x}", hash_)}};
+  nlohmann::json h = {{"vocab", vocab_},
+                      {"tokens", written_},
+                      {"targets_fnv1a64", fmt::format("{:016x}", hash_)},
+                      {"protocol", protocol_}};
   std::string text = h.dump();
   if (text.size() > 256) fail("{}: header too long", path_.string());
   text.resize(256, ' ');
@@ -83,7 +91,7 @@ void LogitsWriter::finish() {
   if (ec) fail("{}: cannot move the finished file into place: {}", path_.string(), ec.message());
 }
 
-KldComparer::KldComparer(std::filesystem::path reference) : path_(std::move(reference)) {
+KldComparer::KldComparer(std::filesystem::path reference, std::string protocol) : path_(std::move(reference)) {
   in_.open(path_, std::ios::binary);
   if (!in_) fail("{}: cannot open the saved FP logits", path_.string());
   char magic[8];
@@ -98,6 +106,12 @@ KldComparer::KldComparer(std::filesystem::path reference) : path_(std::move(refe
     vocab_ = h.at("vocab").get<int64_t>();
     tokens_ = h.at("tokens").get<int64_t>();
     expected_hash_ = std::stoull(h.at("targets_fnv1a64").get<std::string>(), nullptr, 16);
+    const std::string saved = h.at("protocol").get<std::string>();
+    // The same tokens scored with another context length would measure the context, not the
+    // model.
+    if (saved != protocol)
+      fail("{}: saved with {}, but this run scores with {}; use the same --ctx, --stride and --bos", path_.string(),
+           saved, protocol);
   } catch (const std::exception& e) {
     fail("{}: malformed header: {}", path_.string(), e.what());
   }

@@ -5,7 +5,8 @@
 // The file also records a hash of the scored target ids, so a comparison against a different
 // token stream (other data, ctx, stride or tokenizer) is refused instead of silently wrong.
 //
-// Layout: "TQLOGP01", uint64 header length, JSON header {"vocab","tokens","targets_fnv1a64"},
+// Layout: "TQLOGP01", uint64 header length, JSON header {"vocab","tokens","targets_fnv1a64",
+// "protocol"},
 // then tokens × vocab little-endian fp16 values.
 #include <cstdint>
 #include <filesystem>
@@ -18,9 +19,13 @@
 
 namespace tquant {
 
+// How tokens were scored, recorded in the file and checked on comparison.
+std::string scoring_protocol(int ctx, int stride, bool bos);
+
 class LogitsWriter : public ScoredTokenSink {
  public:
-  explicit LogitsWriter(std::filesystem::path path);
+  // `protocol` describes how tokens were scored (ctx, stride, BOS); a comparison must match it.
+  LogitsWriter(std::filesystem::path path, std::string protocol);
   ~LogitsWriter() override;
   void begin(int64_t scored_tokens, int64_t vocab) override;
   void on_token(const float* logits, int64_t vocab, int32_t target) override;
@@ -29,9 +34,10 @@ class LogitsWriter : public ScoredTokenSink {
 
  private:
   std::filesystem::path path_, tmp_;
+  std::string protocol_;
   std::ofstream out_;
   int64_t expected_ = 0, written_ = 0, vocab_ = 0;
-  uint64_t hash_ = 1469598103934665603ull;
+  uint64_t hash_ = 14695981039346656037ull;
   std::vector<uint16_t> row_;
   std::vector<float> lp_;
 };
@@ -49,7 +55,7 @@ struct KldResult {
 
 class KldComparer : public ScoredTokenSink {
  public:
-  explicit KldComparer(std::filesystem::path reference);
+  KldComparer(std::filesystem::path reference, std::string protocol);
   void begin(int64_t scored_tokens, int64_t vocab) override;
   void on_token(const float* logits, int64_t vocab, int32_t target) override;
   KldResult finish();
@@ -59,7 +65,7 @@ class KldComparer : public ScoredTokenSink {
   std::ifstream in_;
   int64_t tokens_ = 0, vocab_ = 0, seen_ = 0;
   uint64_t expected_hash_ = 0;
-  uint64_t hash_ = 1469598103934665603ull;
+  uint64_t hash_ = 14695981039346656037ull;
   std::vector<uint16_t> row_;
   std::vector<float> ref_, lq_;
   std::vector<double> kld_;

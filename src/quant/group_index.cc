@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "quant/minmax_scan.h"
 
 namespace tquant {
 
@@ -74,23 +75,6 @@ namespace {
 
 constexpr int64_t kParallelMin = 1 << 15;
 
-struct MinMax {
-  float lo, hi;
-  int bad;  // saw NaN or ±inf
-};
-
-// (v - v) is 0 for every finite v and NaN for NaN and ±inf: a branch-free, vectorisable test.
-MinMax scan(const float* x, int64_t n) {
-  MinMax m{x[0], x[0], 0};
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = x[i];
-    m.bad |= (v - v) != 0.f;
-    m.lo = v < m.lo ? v : m.lo;
-    m.hi = v > m.hi ? v : m.hi;
-  }
-  return m;
-}
-
 }  // namespace
 
 std::vector<Range> group_min_max(const float* x, const GroupIndex& index, std::string_view where) {
@@ -103,18 +87,18 @@ std::vector<Range> group_min_max(const float* x, const GroupIndex& index, std::s
 #pragma omp parallel for schedule(static) reduction(| : bad) if (par)
     for (int64_t k = 0; k < index.groups(); ++k) {
       const int64_t b = index.col_begin(k);
-      const MinMax m = scan(x + index.row_of(k) * cols + b, index.col_end(k) - b);
+      const MinMaxScan m = minmax_scan(x + index.row_of(k) * cols + b, index.col_end(k) - b);
       out[k] = {m.lo, m.hi};
       bad |= m.bad;
     }
   } else if (index.grouping().granularity == Granularity::PerTensor) {
     // min and max are exact, so combining per-row results in any order gives the same answer
     // (up to the sign of zero, normalised below).
-    std::vector<MinMax> per_row(rows);
+    std::vector<MinMaxScan> per_row(rows);
 #pragma omp parallel for schedule(static) if (par)
-    for (int64_t r = 0; r < rows; ++r) per_row[r] = scan(x + r * cols, cols);
-    MinMax m = per_row[0];
-    for (const MinMax& p : per_row) {
+    for (int64_t r = 0; r < rows; ++r) per_row[r] = minmax_scan(x + r * cols, cols);
+    MinMaxScan m = per_row[0];
+    for (const MinMaxScan& p : per_row) {
       m.lo = std::min(m.lo, p.lo);
       m.hi = std::max(m.hi, p.hi);
       m.bad |= p.bad;

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "quant/minmax_scan.h"
 
 namespace tquant {
 
@@ -82,22 +83,14 @@ QuantParams per_token_params(const float* x, int64_t rows, int64_t cols, int bit
   bool bad = false;
 #pragma omp parallel for schedule(static) reduction(|| : bad) if (rows * cols > (1 << 16))
   for (int64_t r = 0; r < rows; ++r) {
-    const float* row = x + r * cols;
-    float lo = row[0], hi = row[0];
-    bool row_bad = false;
-    for (int64_t c = 0; c < cols; ++c) {
-      const float v = row[c];
-      row_bad |= (v - v) != 0.f;  // NaN or ±inf
-      lo = v < lo ? v : lo;
-      hi = v > hi ? v : hi;
-    }
-    bad = bad || row_bad;
-    ranges[r] = {lo + 0.f, hi + 0.f};  // + 0.f: -0 -> +0, whichever zero min/max kept
+    const MinMaxScan m = minmax_scan(x + r * cols, cols);
+    bad = bad || m.bad;
+    ranges[r] = {m.lo + 0.f, m.hi + 0.f};  // + 0.f: -0 -> +0, whichever zero min/max kept
   }
   if (bad) {
     for (int64_t i = 0; i < rows * cols; ++i)
       if (!std::isfinite(x[i]))
-        fail("{}: {} at row {}, column {} (per-token range needs finite values)", where, x[i],
+        fail("{}: non-finite value {} at row {}, column {} (a per-token range needs finite values)", where, x[i],
              i / cols, i % cols);
   }
   return params_from_ranges(bits, symmetric, per_channel(0), ranges, where);

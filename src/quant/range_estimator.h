@@ -6,7 +6,10 @@
 //   minmax           min/max over all batches
 //   running_minmax   EMA of per-batch min/max: r = m·r + (1 - m)·batch, m = momentum (0.9);
 //                    the first batch initialises r
-//   mse              grid of candidate ranges minimising Σ(x - x̂)^2 (range_search.h)
+//   mse              grid of candidate ranges minimising Σ(x - x̂)^2 (range_search.h). Cost:
+//                    100 loss evaluations per group, but 100·(2S - 1) = 12700 at 8 bits for
+//                    asymmetric two-sided data (the reference's shift grid) — slow for many
+//                    small groups (LLM per-group weights); mse_golden needs ~500.
 //   mse_golden       golden-section search of the same loss
 //   percentile       clip at P(100 - p) and P(p) of all data (numpy's linear interpolation)
 //   cross_entropy    grid minimising the softmax cross-entropy of FP vs quantized rows (logits)
@@ -22,8 +25,15 @@
 // min_group_sample) values per group (cross_entropy: whole rows of that many values). With less
 // data than that they see everything and are exact; beyond it MSE/CE are scored on a uniform
 // sample, while their search extent always comes from the exact min/max of all data. percentile
-// additionally keeps the exact extreme quarter-budget of each tail, so P99.99 of up to
-// 2.6·10^9 values per group is exact; otherwise it is read from the sample.
+// splits its budget: half for the sample and a quarter for each exact tail (the largest and the
+// smallest values), so with the defaults P99.99 of up to 2.6·10^9 values per group is exact;
+// percentiles the tails do not reach are read from the sample. Memory: at most
+// max(sample_budget, groups · min_group_sample) floats per observer (4 MiB per tensor by
+// default; a per-channel observer over 768 activation channels can hold 200 MiB).
+//
+// An observer is not thread-safe: feed each one from one thread at a time (the forward pass calls
+// hooks sequentially). Its own work is parallel inside observe()/finalize() and, like everything
+// in src/quant, gives the same result for any thread count.
 #include <cstdint>
 #include <memory>
 #include <string>

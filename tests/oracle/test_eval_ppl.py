@@ -499,8 +499,8 @@ def kld_cases(s):
         a = kld_eval_args(s, s.model, saved()) + ["--save-logits", os.path.join(s.args.tmp, "x.logits")]
         return run_eval_failing(s.args, "kld-and-save-together", a, ["--save-logits", "--kld-against"])
 
-    return [("save-logits-file", save_case), ("save-logits-hash", hash_case), ("kld-self", self_case), ("kld-perturbed", perturbed_case),
-            ("kld-different-ctx", different_ctx_case),
+    return [("save-logits-file", save_case), ("save-logits-hash", hash_case), ("kld-self", self_case),
+            ("kld-perturbed", perturbed_case), ("kld-different-ctx", different_ctx_case),
             ("kld-different-ctx-same-targets", different_ctx_same_targets_case),
             ("kld-different-data", different_data_case), ("kld-truncated", truncated_case),
             ("kld-truncated-header", truncated_header_case), ("kld-and-save-together", both_flags_case)]
@@ -554,7 +554,8 @@ def oracle_self_checks(s):
         out = bytearray()
         for i in s.tokens:
             p = pieces[i]
-            out += bytes([int(p[3:5], 16)]) if p.startswith("<0x") and len(p) == 6 else p.replace("\u2581", " ").encode()
+            byte = p.startswith("<0x") and len(p) == 6  # byte-fallback piece
+            out += bytes([int(p[3:5], 16)]) if byte else p.replace("\u2581", " ").encode()
         if out.decode("utf-8") != " " + s.text:
             raise Failure("the oracle's ids do not decode to the text")
         n = len(s.tokens)

@@ -67,6 +67,8 @@ COMMON_TEXTS = [
     "Grand \u03a3\u039f\u03a6\u039f\u03a3 \u0130stanbul",
     "nevertheless abcd",
     "Supercalifragilisticexpialidocious is a long word",
+    "lllll ll lll eeeee tttt ssssss oooo!!!!!! ...... ====== ----",
+    "Hmmmmm. Wellllll, thththth!",
 ]
 
 PAIRS = [

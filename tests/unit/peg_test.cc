@@ -137,10 +137,12 @@ TEST(PegObserver, TwoPassPermutedCalibration) {
   const double peg_err =
       fake_quant_sq_error(eval, tokens, channels, calibrate(per_embedding_group(contiguous_channel_groups(channels, k))));
   const double peg_perm_err = fake_quant_sq_error(eval, tokens, channels, calibrate(per_embedding_group(map)));
-  // Contiguous groups of 6: the outliers sit in groups 0 and 2, so 2 of 4 groups still have the
-  // outlier range; permuted, only one group does. Each step should cut the error markedly.
-  EXPECT_LT(peg_err, 0.75 * per_tensor_err);
-  EXPECT_LT(peg_perm_err, 0.5 * peg_err);
+  // The error is dominated by channels quantized with an outlier-sized step, ~ tokens·s²/12 each.
+  // Per tensor: all 24 channels. Contiguous groups of 6: the outliers sit in groups 0 and 2, so
+  // 12 channels. Permuted: the outliers share one group, so 6 channels (with a slightly larger
+  // range, the max of both outliers). Expect roughly 1 : 1/2 : 1/4 (measured 532 : 257 : 152).
+  EXPECT_LT(peg_err, 0.6 * per_tensor_err);
+  EXPECT_LT(peg_perm_err, 0.7 * peg_err);
 }
 
 TEST(PegObserver, RejectsMismatchedWidth) {

@@ -111,11 +111,11 @@ TEST(Kld, ZeroAgainstItselfAndPositiveAgainstAnotherModel) {
   o.ctx = 50;
   o.stride = 50;
   const auto file = testing::scratch("kld") / "fp.logits";
-  LogitsWriter writer(file);
+  LogitsWriter writer(file, scoring_protocol(50, 50, false));
   evaluate_perplexity(model, tokens, o, nullptr, &writer);
   writer.finish();
 
-  KldComparer same(file);
+  KldComparer same(file, scoring_protocol(50, 50, false));
   const PerplexityResult r = evaluate_perplexity(model, tokens, o, nullptr, &same);
   const KldResult k = same.finish();
   EXPECT_EQ(k.tokens, r.tokens_scored);
@@ -123,10 +123,8 @@ TEST(Kld, ZeroAgainstItselfAndPositiveAgainstAnotherModel) {
   EXPECT_DOUBLE_EQ(k.top1_agreement, 1.0);
   EXPECT_NEAR(k.ppl_reference, r.ppl, 1e-3 * r.ppl);
 
-  // Another context length scores a different number of tokens: refused, not silently wrong.
-  o.ctx = o.stride = 25;
-  KldComparer other(file);
-  EXPECT_THROW(evaluate_perplexity(model, tokens, o, nullptr, &other), Error);
+  // Another context length: refused, not silently wrong.
+  EXPECT_THROW(KldComparer(file, scoring_protocol(25, 25, false)), Error);
 }
 
 }  // namespace

@@ -9,8 +9,10 @@
 
 #include "core/error.h"
 #include "test_paths.h"
+#include "tokenize/byte_level.h"
 #include "tokenize/json_view.h"
 #include "tokenize/model.h"
+#include "tokenize/regex_pattern.h"
 
 namespace tquant {
 namespace {
@@ -143,8 +145,11 @@ TEST(Bpe, MergesByRankThenLeftmost) {
   model->tokenize("abc", ids);  // "b c" (rank 0) before "a b" (rank 1): a + bc, then nothing
   EXPECT_EQ(ids, (Ids{0, 4}));
   ids.clear();
-  model->tokenize("aaab", ids);  // "a b" first -> a a ab; then "a a" leftmost -> aa ab
+  model->tokenize("aaab", ids);  // "a b" first -> a a ab; then "a a" -> aa ab
   EXPECT_EQ(ids, (Ids{6, 3}));
+  ids.clear();
+  model->tokenize("aaaaa", ids);  // three "a a" pairs of equal rank: leftmost first -> aa aa a
+  EXPECT_EQ(ids, (Ids{6, 6, 0}));
 
   nlohmann::json swapped = spec;
   // [left, right] pairs work too.
