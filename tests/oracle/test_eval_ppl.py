@@ -457,9 +457,9 @@ def kld_cases(s):
         return c.finish()
 
     def different_ctx_case():
-        # fewer scored tokens than the saved file: refused before any comparison
+        # another context length: the recorded scoring protocol refuses it before any comparison
         return run_eval_failing(s.args, "kld-different-ctx", kld_eval_args(s, s.model, saved(), ctx=CTX // 2),
-                                [saved(), "scored tokens"])
+                                [saved(), f"ctx {CTX}", f"ctx {CTX // 2}", "--ctx"])
 
     def different_ctx_same_targets_case():
         # Sliding windows score every token but the first at any ctx, so the scored targets
@@ -467,7 +467,7 @@ def kld_cases(s):
         # context). Comparing them measures the context change, not the model: it must fail.
         path, _ = save_logits(s, "fp-saved-stride16", stride=16)
         return run_eval_failing(s.args, "kld-different-ctx-same-targets",
-                                kld_eval_args(s, s.model, path, ctx=CTX // 2, stride=16), [path])
+                                kld_eval_args(s, s.model, path, ctx=CTX // 2, stride=16), [path, "--ctx"])
 
     def different_data_case():
         # same count of scored tokens (both cut by --max-tokens), other tokens: the hash refuses
