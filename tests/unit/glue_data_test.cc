@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "expect_error.h"
 
 namespace tquant {
 namespace {
@@ -32,17 +33,7 @@ fs::path write_tmp(const std::string& name, const std::string& bytes) {
   return file;
 }
 
-// Runs `f`, expects a tquant::Error, and checks that its message names every part given.
-void expect_error(const std::function<void()>& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    ADD_FAILURE() << "expected tquant::Error";
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : parts)
-      EXPECT_NE(msg.find(p), std::string::npos) << "message '" << msg << "' lacks '" << p << "'";
-  }
-}
+using testing::expect_error;
 
 TEST(GlueTask, ParsesNamesAndFolderSpellings) {
   EXPECT_EQ(parse_glue_task("sst2"), GlueTask::SST2);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "expect_error.h"
 #include "quant/channel_groups.h"
 #include "quant/fake_quant.h"
 #include "quant/range_estimator.h"
@@ -16,16 +17,7 @@
 namespace tquant {
 namespace {
 
-void expect_error(const std::function<void()>& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    ADD_FAILURE() << "expected tquant::Error";
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : parts)
-      EXPECT_NE(msg.find(p), std::string::npos) << "message '" << msg << "' lacks '" << p << "'";
-  }
-}
+using testing::expect_error;
 
 TEST(PegGroups, BalancedContiguousGroups) {
   // C = 10, K = 4: 10 = 3 + 3 + 2 + 2 (the first C mod K = 2 groups get the extra channel).

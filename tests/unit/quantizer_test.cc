@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "expect_error.h"
 #include "quant/affine.h"
 #include "quant/channel_groups.h"
 #include "quant/fake_quant.h"
@@ -25,16 +26,7 @@
 namespace tquant {
 namespace {
 
-void expect_error(const std::function<void()>& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    ADD_FAILURE() << "expected tquant::Error";
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : parts)
-      EXPECT_NE(msg.find(p), std::string::npos) << "message '" << msg << "' lacks '" << p << "'";
-  }
-}
+using testing::expect_error;
 
 QuantParams params(int bits, bool symmetric, Grouping g, std::vector<Range> ranges) {
   return params_from_ranges(bits, symmetric, std::move(g), ranges, "test");

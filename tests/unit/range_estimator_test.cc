@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "expect_error.h"
 #include "quant/channel_groups.h"
 #include "quant/cross_entropy_loss.h"
 #include "quant/fake_quant.h"
@@ -28,16 +29,7 @@
 namespace tquant {
 namespace {
 
-void expect_error(const std::function<void()>& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    ADD_FAILURE() << "expected tquant::Error";
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : parts)
-      EXPECT_NE(msg.find(p), std::string::npos) << "message '" << msg << "' lacks '" << p << "'";
-  }
-}
+using testing::expect_error;
 
 std::unique_ptr<RangeObserver> observer(const std::string& name, Grouping g = per_tensor(),
                                         std::function<void(ObserverOptions&)> tweak = nullptr) {
