@@ -16,7 +16,6 @@ import os
 import shutil
 import subprocess
 import sys
-import traceback
 
 import numpy as np
 
@@ -41,8 +40,7 @@ TEXT_IDS = [1, 80, 147, 201, 282, 215, 286, 598, 1662, 992, 148, 823, 73, 578, 4
             135, 928, 1739, 1881, 84, 1228, 649, 266, 1148, 1885]
 
 
-class Failure(Exception):
-    pass
+from eval_common import Failure, run_cases  # noqa: E402  (one case runner for every oracle script)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -343,22 +341,7 @@ def main():
     tiny, folders = tiny_cases(args)
     cases += tiny + real_model_cases(args) + error_cases(args, folders)
 
-    passed = failed = 0
-    for name, case in cases:
-        if args.filter not in name:
-            continue
-        try:
-            detail = case()
-            passed += 1
-            print(f"PASS {name}: {detail}", flush=True)
-        except Failure as e:
-            failed += 1
-            print(f"FAIL {name}: {e}", flush=True)
-        except Exception:  # an oracle crash is a failure too, with its traceback
-            failed += 1
-            print(f"FAIL {name}: unexpected exception\n{traceback.format_exc()}", flush=True)
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return run_cases(cases, args.filter)
 
 
 if __name__ == "__main__":
