@@ -1,11 +1,31 @@
 #!/usr/bin/env bash
-# Runs the forward benchmarks (5 repetitions, medians) and writes bench/results/forward.json,
-# then prints the ratios that matter: the BERT-base forward as a fraction of bare sgemm
-# throughput on the same shapes, and the default model's eval tokens/s.
+# Runs the benchmarks (5 repetitions, medians), writes bench/results/NAME.json and
+# NAME_summary.json, and prints the same-run ratios that matter:
+#   forward  the BERT-base forward as a fraction of bare sgemm throughput on the same shapes, and
+#            the default model's eval tokens/s (tquant_bench_forward, ~1 min)
+#   calib    calibration seconds of every range estimator and of PEG on the same 16 x 512 tokens,
+#            and the fake-quantized forward's time over the FP forward's on the same batch for
+#            w8a8, w8a8-peg, w6a6 and per-token w8a8 (tquant_bench_calib, ~1-2 min)
+# Usage: bash bench/run.sh [forward] [calib]   (default: both)
+# TQUANT_BUILD_DIR=DIR uses (and builds the benchmark targets in) an existing build folder
+# instead of running scripts/build.sh into ./build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/build.sh >/dev/null
+benches=("$@")
+[ ${#benches[@]} -eq 0 ] && benches=(forward calib)
+build=${TQUANT_BUILD_DIR:-}
+if [ -z "$build" ]; then
+  bash scripts/build.sh >/dev/null
+  build=build
+else
+  cmake --build "$build" -j "$(nproc)" $(printf -- '--target tquant_bench_%s ' "${benches[@]}") >/dev/null
+fi
 mkdir -p bench/results
-./build/bench/tquant_bench_forward --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
-  --benchmark_out=bench/results/forward.json --benchmark_out_format=json
-/usr/bin/python3 bench/summarize.py bench/results/forward.json
+results=()
+for b in "${benches[@]}"; do
+  case "$b" in forward|calib) ;; *) echo "unknown benchmark '$b' (forward, calib)" >&2; exit 2 ;; esac
+  "$build/bench/tquant_bench_$b" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
+    --benchmark_out="bench/results/$b.json" --benchmark_out_format=json
+  results+=("bench/results/$b.json")
+done
+/usr/bin/python3 bench/summarize.py "${results[@]}"

@@ -1,17 +1,119 @@
-"""Prints the same-run ratios from a Google Benchmark JSON file (medians of the repetitions)."""
+"""Same-run summaries of Google Benchmark JSON files (medians of the repetitions).
+
+Usage: summarize.py RESULT.json [RESULT.json ...]
+Each file is recognised by its benchmarks (tquant_bench_forward or tquant_bench_calib); its
+summary is printed and written beside it as NAME_summary.json (forward.json ->
+forward_summary.json). Ratios are always between benchmarks of the same file, i.e. the same run.
+"""
 import json
+import os
+import statistics
 import sys
 
-runs = {b["run_name"]: b for b in json.load(open(sys.argv[1]))["benchmarks"] if b.get("aggregate_name") == "median"}
-fwd = runs["BM_BertBaseForward/min_time:3.000/real_time"]
-gemm = runs["BM_BertBaseGemmsOnly/min_time:3.000/real_time"]
-ev = runs["BM_DefaultModelEvalCtx512/min_time:3.000/real_time"]
-summary = {
-    "bert_base_forward_ms": fwd["real_time"],
-    "bert_base_gemms_only_ms": gemm["real_time"],
-    "bert_base_forward_gflops": fwd["GFLOPs"],
-    "sgemm_gflops_same_shapes": gemm["GFLOPs"],
-    "fraction_of_sgemm_throughput": gemm["real_time"] / fwd["real_time"],
-    "default_model_eval_ctx512_tokens_per_second": ev["tokens_per_second"],
-}
-print(json.dumps(summary, indent=2))
+TO_SECONDS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def medians(path):
+    """run_name -> the median row: the "median" aggregate when the run had repetitions,
+    otherwise the median of the plain iteration rows (seconds kept in the row's time_unit)."""
+    doc = json.load(open(path))
+    runs, plain = {}, {}
+    for b in doc["benchmarks"]:
+        if b.get("error_occurred"):
+            raise SystemExit(f"{path}: {b['name']} failed: {b.get('error_message')}")
+        if b.get("run_type") == "aggregate":
+            if b.get("aggregate_name") == "median":
+                runs[b["run_name"]] = b
+        else:
+            plain.setdefault(b["run_name"], []).append(b)
+    for name, rows in plain.items():
+        if name not in runs:
+            ordered = sorted(rows, key=lambda r: r["real_time"])
+            mid = dict(ordered[(len(ordered) - 1) // 2])
+            mid["real_time"] = statistics.median(r["real_time"] for r in rows)
+            runs[name] = mid
+    return doc.get("context", {}), runs
+
+
+def seconds(row):
+    return row["real_time"] * TO_SECONDS[row["time_unit"]]
+
+
+def repetitions(rows):
+    return max((r.get("repetitions", 1) for r in rows), default=0)
+
+
+def forward_summary(runs):
+    fwd = runs["BM_BertBaseForward/min_time:3.000/real_time"]
+    gemm = runs["BM_BertBaseGemmsOnly/min_time:3.000/real_time"]
+    ev = runs["BM_DefaultModelEvalCtx512/min_time:3.000/real_time"]
+    return {
+        "bert_base_forward_ms": fwd["real_time"],
+        "bert_base_gemms_only_ms": gemm["real_time"],
+        "bert_base_forward_gflops": fwd["GFLOPs"],
+        "sgemm_gflops_same_shapes": gemm["GFLOPs"],
+        "fraction_of_sgemm_throughput": gemm["real_time"] / fwd["real_time"],
+        "default_model_eval_ctx512_tokens_per_second": ev["tokens_per_second"],
+    }
+
+
+def by_prefix(runs, prefix):
+    """{variant: row} for run names PREFIX<variant>[/suffixes], in file order."""
+    out = {}
+    for name, row in runs.items():
+        if name.startswith(prefix):
+            out[name[len(prefix):].split("/")[0]] = row
+    return out
+
+
+def calib_summary(runs):
+    calib = by_prefix(runs, "BM_Calibrate/")
+    fwd = by_prefix(runs, "BM_Forward/")
+    floor = next(r for n, r in runs.items() if n.startswith("BM_CalibForwardOnly"))
+    fp = fwd["fp"]
+    return {
+        "calibration_tokens": int(floor["tokens"]),
+        "calibration_seconds": {e: seconds(r) for e, r in calib.items()},
+        "calibration_tokens_per_second": {e: r["tokens_per_second"] for e, r in calib.items()},
+        "calibration_forward_only_seconds": seconds(floor),
+        # calibrate_activations / the bare forward passes over the same batches
+        "calibration_over_forward": {e: seconds(r) / seconds(floor) for e, r in calib.items()},
+        "forward_tokens": int(fp["tokens"]),
+        "forward_ms": {v: seconds(r) * 1e3 for v, r in fwd.items()},
+        "forward_tokens_per_second": {v: r["tokens_per_second"] for v, r in fwd.items()},
+        # fake-quantized forward / FP forward, same batch, same run
+        "fake_quant_overhead_ratio": {v: seconds(r) / seconds(fp) for v, r in fwd.items() if v != "fp"},
+        "repetitions": {"calibration": repetitions(list(calib.values()) + [floor]),
+                        "forward": repetitions(fwd.values())},
+    }
+
+
+def summarize(path):
+    context, runs = medians(path)
+    if any(n.startswith("BM_BertBaseForward") for n in runs):
+        summary = forward_summary(runs)
+    elif any(n.startswith("BM_Calibrate/") for n in runs):
+        summary = calib_summary(runs)
+    else:
+        raise SystemExit(f"{path}: no benchmarks this script knows")
+    summary.setdefault("repetitions", repetitions(runs.values()))
+    summary["statistic"] = "median of the repetitions"
+    summary["context"] = {k: context[k] for k in ("date", "host_name", "num_cpus", "load_avg") if k in context}
+    return summary
+
+
+def main(paths):
+    if not paths:
+        raise SystemExit(__doc__)
+    for path in paths:
+        summary = summarize(path)
+        out = os.path.splitext(path)[0] + "_summary.json"
+        with open(out, "w") as f:
+            json.dump(summary, f, indent=2)
+            f.write("\n")
+        print(f"# {path} -> {out}")
+        print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -218,7 +218,8 @@ std::unique_ptr<Hooks> prepare_quantization(const Options& o, Model& model, nloh
     fmt::print("clip    token-wise clipping (coarse) chose ratio {:.2f} from {} candidates in {:.2f} s (logit MSE {:.5g}, "
                "at 1.00: {:.5g})\n", t.ratio, t.grid.size(), seconds_since(t0),
                *std::min_element(t.logits_mse.begin(), t.logits_mse.end()), t.logits_mse.front());
-    report["token_clipping"] = {{"stage", "coarse"}, {"ratio", t.ratio}, {"grid", t.grid}, {"logits_mse", t.logits_mse}};
+    report["token_clipping"] = {{"stage", "coarse"}, {"ratio", t.ratio}, {"grid", t.grid}, {"logits_mse", t.logits_mse},
+                                {"seconds", seconds_since(t0)}};
   } else {
     weights = quantize_weights(model, recipe);
   }

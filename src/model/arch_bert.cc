@@ -19,9 +19,13 @@ void load_bert(const WeightReader& r, Model& m) {
   const ModelConfig& c = m.config();
   const int64_t D = c.hidden, V = c.vocab_size, F = c.intermediate;
   m.token_embedding = r.take("embeddings.word_embeddings.weight", {V, D});
+  m.token_embedding_source = r.full_name("embeddings.word_embeddings.weight");
   m.position_embedding = r.take("embeddings.position_embeddings.weight", {c.max_positions, D});
-  if (c.type_vocab_size > 0)
+  m.position_embedding_source = r.full_name("embeddings.position_embeddings.weight");
+  if (c.type_vocab_size > 0) {
     m.type_embedding = r.take("embeddings.token_type_embeddings.weight", {c.type_vocab_size, D});
+    m.type_embedding_source = r.full_name("embeddings.token_type_embeddings.weight");
+  }
   m.embedding_norm = layer_norm(r, "embeddings.LayerNorm", D);
 
   m.blocks.resize(c.layers);
@@ -44,12 +48,15 @@ void load_bert(const WeightReader& r, Model& m) {
   } else if (c.head == Head::MaskedLM) {
     m.mlm_transform = r.linear("cls.predictions.transform.dense", D, D, true);
     m.mlm_norm = layer_norm(r, "cls.predictions.transform.LayerNorm", D);
-    if (!c.tie_embeddings && r.has("cls.predictions.decoder.weight"))
-      m.mlm_decoder.weight = r.take("cls.predictions.decoder.weight", {V, D});
-    else
+    if (!c.tie_embeddings && (r.has("cls.predictions.decoder.weight") || r.is_quantized("cls.predictions.decoder"))) {
+      m.mlm_decoder = r.linear("cls.predictions.decoder", V, D, false);
+    } else {
       m.mlm_decoder.weight = m.token_embedding;
-    m.mlm_decoder.bias = r.has("cls.predictions.bias") ? r.take("cls.predictions.bias", {V})
-                                                       : r.take("cls.predictions.decoder.bias", {V});
+      m.mlm_decoder.source.weight = "cls.predictions.decoder.weight";
+    }
+    const std::string bias = r.has("cls.predictions.bias") ? "cls.predictions.bias" : "cls.predictions.decoder.bias";
+    m.mlm_decoder.bias = r.take(bias, {V});
+    m.mlm_decoder.source.bias = r.full_name(bias);
   }
 }
 

@@ -10,10 +10,15 @@
 namespace tquant {
 namespace {
 
+// A quantized checkpoint stores Conv1D layers quantized in [out, in] orientation (see
+// wquant/quantized_checkpoint.h), so they need no transpose.
 Linear conv1d(const WeightReader& r, const std::string& name, int64_t in, int64_t out) {
   Linear l;
-  l.weight = r.take_transposed(name + ".weight", {in, out});
+  l.weight = r.is_quantized(name) ? r.take_dequantized(name, out, in) : r.take_transposed(name + ".weight", {in, out});
   l.bias = r.take(name + ".bias", {out});
+  l.source.weight = r.weight_name(name);
+  l.source.bias = r.full_name(name + ".bias");
+  l.source.transposed = true;
   return l;
 }
 
@@ -25,6 +30,9 @@ Linear slice_rows(const Linear& packed, int part, int64_t d) {
   std::memcpy(l.weight.data(), packed.weight.data() + part * d * in, sizeof(float) * d * in);
   l.bias = Tensor({d});
   std::memcpy(l.bias.data(), packed.bias.data() + part * d, sizeof(float) * d);
+  l.source = packed.source;
+  l.source.row_offset = part * d;
+  l.source.fused_rows = packed.out();
   return l;
 }
 
@@ -34,10 +42,17 @@ void load_gpt2(const WeightReader& r, Model& m) {
   const ModelConfig& c = m.config();
   const int64_t D = c.hidden, V = c.vocab_size, F = c.intermediate;
   m.token_embedding = r.take("wte.weight", {V, D});
+  m.token_embedding_source = r.full_name("wte.weight");
   m.position_embedding = r.take("wpe.weight", {c.max_positions, D});
+  m.position_embedding_source = r.full_name("wpe.weight");
   // Tied: HF ignores a stored lm_head.weight. Untied: it must be there (HF would otherwise
   // leave it randomly initialised).
-  m.lm_head.weight = c.tie_embeddings ? m.token_embedding : r.take("lm_head.weight", {V, D});
+  if (c.tie_embeddings) {
+    m.lm_head.weight = m.token_embedding;
+    m.lm_head.source.weight = "lm_head.weight";
+  } else {
+    m.lm_head = r.linear("lm_head", V, D, false);
+  }
 
   m.blocks.resize(c.layers);
   for (int i = 0; i < c.layers; ++i) {

@@ -14,7 +14,7 @@ void load_llama(const WeightReader& r, Model& m) {
   // The default model stores only lm_head.weight and declares the embedding an alias of it in
   // the safetensors metadata; HF then ties the two.
   const bool embed_stored = r.has("model.embed_tokens.weight");
-  const bool head_stored = r.has("lm_head.weight");
+  const bool head_stored = r.has("lm_head.weight") || r.is_quantized("lm_head");
   const auto& meta = r.checkpoint().metadata();
   const auto alias = meta.find("model.embed_tokens.weight");
   if (embed_stored) {
@@ -24,12 +24,14 @@ void load_llama(const WeightReader& r, Model& m) {
   } else {
     fail("{}: the checkpoint has no model.embed_tokens.weight", r.dir().string());
   }
+  m.token_embedding_source = "model.embed_tokens.weight";
   if (c.tie_embeddings || !head_stored) {
     if (!c.tie_embeddings)
       fail("{}: lm_head.weight is missing and config.json has tie_word_embeddings false", r.dir().string());
     m.lm_head.weight = m.token_embedding;
+    m.lm_head.source.weight = "lm_head.weight";
   } else {
-    m.lm_head.weight = r.take("lm_head.weight", {V, D});
+    m.lm_head = r.linear("lm_head", V, D, false);
   }
 
   m.blocks.resize(c.layers);

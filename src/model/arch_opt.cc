@@ -11,10 +11,17 @@ void load_opt(const WeightReader& r, Model& m) {
   const ModelConfig& c = m.config();
   const int64_t D = c.hidden, V = c.vocab_size, F = c.intermediate;
   m.token_embedding = r.take("decoder.embed_tokens.weight", {V, D});
+  m.token_embedding_source = r.full_name("decoder.embed_tokens.weight");
   m.position_embedding = r.take("decoder.embed_positions.weight", {c.max_positions + c.position_offset, D});
+  m.position_embedding_source = r.full_name("decoder.embed_positions.weight");
   // Tied: HF ignores a stored lm_head.weight. Untied: it must be there (HF would otherwise
   // leave it randomly initialised).
-  m.lm_head.weight = c.tie_embeddings ? m.token_embedding : r.take("lm_head.weight", {V, D});
+  if (c.tie_embeddings) {
+    m.lm_head.weight = m.token_embedding;
+    m.lm_head.source.weight = "lm_head.weight";
+  } else {
+    m.lm_head = r.linear("lm_head", V, D, false);
+  }
 
   m.blocks.resize(c.layers);
   for (int i = 0; i < c.layers; ++i) {

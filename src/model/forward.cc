@@ -176,35 +176,46 @@ class Pass {
   }
 
   Tensor run(const Batch& batch) {
+    Tensor x = embed_stage(batch);
+    for (int i = 0; i < c_.layers; ++i) block(i, x);
+    return head_stage(x);
+  }
+
+  Tensor embed_stage(const Batch& batch) {
     Tensor x = embed(batch);
     hook(-1, "embed.out", x);
     if (c_.embedding_norm) {
       x = norm(m_.embedding_norm, x);
       hook(-1, "embed.norm.out", x);
     }
-    for (int i = 0; i < c_.layers; ++i) {
-      const Block& b = m_.blocks[i];
-      if (c_.pre_norm) {
-        Tensor h = norm(b.attn_norm, x);
-        hook(i, "attn.norm.out", h);
-        residual(i, "attn.residual_sum", x, attention(i, b, h));
-        h = norm(b.ffn_norm, x);
-        hook(i, "ffn.norm.out", h);
-        residual(i, "ffn.residual_sum", x, ffn(i, b, h));
-      } else {
-        const Norm& producer = i == 0 ? m_.embedding_norm : m_.blocks[i - 1].ffn_norm;
-        Tensor a = attention(i, b, x);
-        scale_channels(x, producer.residual_scale);
-        residual(i, "attn.residual_sum", x, a);
-        x = norm(b.attn_norm, x);
-        hook(i, "attn.norm.out", x);
-        Tensor f = ffn(i, b, x);
-        scale_channels(x, b.attn_norm.residual_scale);
-        residual(i, "ffn.residual_sum", x, f);
-        x = norm(b.ffn_norm, x);
-        hook(i, "ffn.norm.out", x);
-      }
+    return x;
+  }
+
+  void block(int i, Tensor& x) {
+    const Block& b = m_.blocks[i];
+    if (c_.pre_norm) {
+      Tensor h = norm(b.attn_norm, x);
+      hook(i, "attn.norm.out", h);
+      residual(i, "attn.residual_sum", x, attention(i, b, h));
+      h = norm(b.ffn_norm, x);
+      hook(i, "ffn.norm.out", h);
+      residual(i, "ffn.residual_sum", x, ffn(i, b, h));
+    } else {
+      const Norm& producer = i == 0 ? m_.embedding_norm : m_.blocks[i - 1].ffn_norm;
+      Tensor a = attention(i, b, x);
+      scale_channels(x, producer.residual_scale);
+      residual(i, "attn.residual_sum", x, a);
+      x = norm(b.attn_norm, x);
+      hook(i, "attn.norm.out", x);
+      Tensor f = ffn(i, b, x);
+      scale_channels(x, b.attn_norm.residual_scale);
+      residual(i, "ffn.residual_sum", x, f);
+      x = norm(b.ffn_norm, x);
+      hook(i, "ffn.norm.out", x);
     }
+  }
+
+  Tensor head_stage(Tensor& x) {
     if (c_.pre_norm && c_.final_norm) {
       x = norm(m_.final_norm, x);
       hook(-1, "final_norm.out", x);
@@ -269,15 +280,13 @@ void check_finite(const Tensor& out, const Batch& batch) {
   fail("the forward pass produced a non-finite value ({}) for sequence {}", out[bad], b);
 }
 
-}  // namespace
-
-Tensor Model::forward(const Batch& batch_in, const Hooks* hooks) const {
-  Batch defaulted;
+// Fills in default lengths and checks the batch; `storage` keeps a defaulted copy alive.
+const Batch& checked_batch(const Model& m, const Batch& batch_in, Batch& storage) {
   const Batch* batch = &batch_in;
   if (batch_in.lengths.empty()) {
-    defaulted = batch_in;
-    defaulted.lengths.assign(batch_in.batch, batch_in.seq);
-    batch = &defaulted;
+    storage = batch_in;
+    storage.lengths.assign(batch_in.batch, batch_in.seq);
+    batch = &storage;
   }
   if (batch->batch <= 0 || batch->seq <= 0) fail("cannot run the model on an empty batch");
   if (static_cast<int64_t>(batch->ids.size()) != int64_t{batch->batch} * batch->seq)
@@ -287,12 +296,49 @@ Tensor Model::forward(const Batch& batch_in, const Hooks* hooks) const {
   for (int b = 0; b < batch->batch; ++b)
     if (batch->lengths[b] < 1 || batch->lengths[b] > batch->seq)
       fail("sequence {} has length {}, outside 1..{}", b, batch->lengths[b], batch->seq);
-  if (config_.positions == Positions::Learned && batch->seq > config_.max_positions)
-    fail("{}: sequences of {} tokens exceed the model's {} positions", dir_.string(), batch->seq,
-         config_.max_positions);
-  Pass pass(*this, *batch, hooks);
-  Tensor out = pass.run(*batch);
-  check_finite(out, *batch);
+  if (m.config().positions == Positions::Learned && batch->seq > m.config().max_positions)
+    fail("{}: sequences of {} tokens exceed the model's {} positions", m.dir().string(), batch->seq,
+         m.config().max_positions);
+  return *batch;
+}
+
+void check_residual(const Model& m, const Tensor& x, const Batch& batch) {
+  if (x.numel() != int64_t{batch.batch} * batch.seq * m.config().hidden)
+    fail("residual stream of shape {} does not match a batch of {} x {} and hidden size {}", shape_str(x.shape()),
+         batch.batch, batch.seq, m.config().hidden);
+}
+
+}  // namespace
+
+Tensor Model::forward(const Batch& batch_in, const Hooks* hooks) const {
+  Batch storage;
+  const Batch& batch = checked_batch(*this, batch_in, storage);
+  Pass pass(*this, batch, hooks);
+  Tensor out = pass.run(batch);
+  check_finite(out, batch);
+  return out;
+}
+
+Tensor Model::embed(const Batch& batch_in, const Hooks* hooks) const {
+  Batch storage;
+  const Batch& batch = checked_batch(*this, batch_in, storage);
+  return Pass(*this, batch, hooks).embed_stage(batch);
+}
+
+void Model::run_block(int layer, Tensor& x, const Batch& batch_in, const Hooks* hooks) const {
+  if (layer < 0 || layer >= config_.layers) fail("block {} is outside 0..{}", layer, config_.layers - 1);
+  Batch storage;
+  const Batch& batch = checked_batch(*this, batch_in, storage);
+  check_residual(*this, x, batch);
+  Pass(*this, batch, hooks).block(layer, x);
+}
+
+Tensor Model::run_head(Tensor& x, const Batch& batch_in, const Hooks* hooks) const {
+  Batch storage;
+  const Batch& batch = checked_batch(*this, batch_in, storage);
+  check_residual(*this, x, batch);
+  Tensor out = Pass(*this, batch, hooks).head_stage(x);
+  check_finite(out, batch);
   return out;
 }
 

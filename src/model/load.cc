@@ -4,6 +4,7 @@
 #include "io/safetensors.h"
 #include "model/model.h"
 #include "model/weight_reader.h"
+#include "wquant/quantized_checkpoint.h"
 
 namespace tquant {
 
@@ -25,6 +26,9 @@ Model load_model_weights(const std::filesystem::path& dir) {
   const Checkpoint checkpoint = Checkpoint::open(dir);
   m.config_ = parse_config(dir / "config.json");
   WeightReader reader(checkpoint, dir);
+  // A tquant quantized checkpoint: its packed linears are dequantized to F32 as they are read.
+  const std::optional<wq::QuantizationConfig> quantization = wq::read_quantization_config(dir / "config.json");
+  if (quantization) reader.set_quantization(&*quantization);
   switch (m.config_.arch) {
     case Arch::Llama:
       load_llama(reader, m);
@@ -42,6 +46,7 @@ Model load_model_weights(const std::filesystem::path& dir) {
       load_gpt2(reader, m);
       break;
   }
+  reader.check_quantized_modules_used();
   m.name_everything();
   return m;
 }

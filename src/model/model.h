@@ -11,10 +11,22 @@
 
 namespace tquant {
 
+// Where a parameter came from in the Hugging Face checkpoint, set by the loaders so that a
+// writer (wquant/quantized_checkpoint.h) can put the current values back under the original
+// names. Names are the full tensor names as stored, prefix included.
+struct CheckpointSource {
+  std::string weight;        // e.g. "model.layers.0.self_attn.q_proj.weight"; "" = not from a file
+  std::string bias;          // "" when there is no bias
+  bool transposed = false;   // stored [in, out] (GPT-2 Conv1D) rather than [out, in]
+  int64_t row_offset = 0;    // a slice of a fused tensor: GPT-2's c_attn holds q, k, v at
+  int64_t fused_rows = 0;    //   rows 0, D, 2D of fused_rows = 3D ([out, in] orientation); 0 = not fused
+};
+
 struct Linear {
   std::string name;  // stable name, e.g. "layers.0.attn.q_proj"; hook points add ".in"/".out"
   Tensor weight;     // [out, in], as nn.Linear stores it
   Tensor bias;       // [out] or empty
+  CheckpointSource source;
   int64_t in() const { return weight.dim(1); }
   int64_t out() const { return weight.dim(0); }
 };
@@ -26,6 +38,7 @@ struct Norm {
   // Set by Gamma Migration on post-norm models: the residual shortcut adds output ⊙ this
   // instead of the output itself (the consumers' weights carry the same factor). Empty = 1.
   Tensor residual_scale;
+  CheckpointSource source;  // weight: gamma's tensor name, bias: beta's
 };
 
 struct Block {
@@ -57,6 +70,13 @@ class Model {
   // classification, the last hidden state [B, T, D] for a bare encoder.
   Tensor forward(const Batch& batch, const Hooks* hooks = nullptr) const;
 
+  // The same pass in stages, for block-by-block quantization: forward() equals embed(), then
+  // run_block() for every layer in order, then run_head(), bit for bit. The residual stream x
+  // is [B, T, D] (for BERT, the embedding LayerNorm's output).
+  Tensor embed(const Batch& batch, const Hooks* hooks = nullptr) const;
+  void run_block(int layer, Tensor& x, const Batch& batch, const Hooks* hooks = nullptr) const;
+  Tensor run_head(Tensor& x, const Batch& batch, const Hooks* hooks = nullptr) const;
+
   // Every linear layer, in forward order, for the quantizers.
   std::vector<Linear*> linears();
   std::vector<Norm*> norms();
@@ -65,6 +85,8 @@ class Model {
   Tensor token_embedding;     // [V, D]
   Tensor position_embedding;  // [P, D] or empty
   Tensor type_embedding;      // [types, D] or empty
+  // The embeddings' tensor names in the checkpoint (see CheckpointSource); "" when absent.
+  std::string token_embedding_source, position_embedding_source, type_embedding_source;
   Norm embedding_norm;
   std::vector<Block> blocks;
   Norm final_norm;

@@ -1,6 +1,7 @@
 #include "model/weight_reader.h"
 
 #include "core/error.h"
+#include "wquant/quantized_checkpoint.h"
 
 namespace tquant {
 
@@ -47,16 +48,67 @@ Tensor WeightReader::take_transposed(const std::string& name, const Shape& store
 
 Linear WeightReader::linear(const std::string& name, int64_t out, int64_t in, bool bias) const {
   Linear l;
-  l.weight = take(name + ".weight", {out, in});
-  if (bias) l.bias = take(name + ".bias", {out});
+  l.weight = is_quantized(name) ? take_dequantized(name, out, in) : take(name + ".weight", {out, in});
+  l.source.weight = weight_name(name);
+  if (bias) {
+    l.bias = take(name + ".bias", {out});
+    l.source.bias = full_name(name + ".bias");
+  }
   return l;
 }
 
 Norm WeightReader::norm(const std::string& weight, const std::string& bias, int64_t d) const {
   Norm n;
   n.gamma = take(weight, {d});
-  if (!bias.empty()) n.beta = take(bias, {d});
+  n.source.weight = full_name(weight);
+  if (!bias.empty()) {
+    n.beta = take(bias, {d});
+    n.source.bias = full_name(bias);
+  }
   return n;
+}
+
+std::string WeightReader::full_name(const std::string& name) const {
+  const std::string full = resolve(name);
+  return full.empty() ? name : full;
+}
+
+bool WeightReader::is_quantized(const std::string& prefix) const {
+  const std::string q = resolve(prefix + ".qweight");
+  if (q.empty()) return false;
+  if (!quant_)
+    fail("{}: tensor \"{}\" holds packed quantized codes, but config.json has no quantization_config "
+         "with quant_method \"{}\"", dir_.string(), q, wq::kQuantMethod);
+  return true;
+}
+
+std::string WeightReader::weight_name(const std::string& prefix) const {
+  const std::string q = quant_ ? resolve(prefix + ".qweight") : std::string();
+  if (!q.empty()) return q.substr(0, q.size() - std::string(".qweight").size()) + ".weight";
+  return full_name(prefix + ".weight");
+}
+
+Tensor WeightReader::take_dequantized(const std::string& prefix, int64_t out, int64_t in) const {
+  const std::string q = resolve(prefix + ".qweight");
+  if (q.empty() || !quant_) fail("{}: layer \"{}\" is not stored quantized", dir_.string(), prefix);
+  const std::string p = q.substr(0, q.size() - std::string(".qweight").size());
+  const auto it = quant_->modules.find(p);
+  if (it == quant_->modules.end())
+    fail("{}: tensor \"{}\" holds packed codes, but {} does not list \"{}\" in quantization_config.modules",
+         dir_.string(), q, quant_->config_path.string(), p);
+  if (checkpoint_.has(p + ".weight"))
+    fail("{}: layer \"{}\" is stored twice, as \"{}.weight\" and as \"{}\"", dir_.string(), p, p, q);
+  quantized_used_.insert(p);
+  return wq::read_quantized_linear(checkpoint_, p, it->second, out, in).dequantize();
+}
+
+void WeightReader::check_quantized_modules_used() const {
+  if (!quant_) return;
+  for (const auto& [module, format] : quant_->modules)
+    if (!quantized_used_.count(module))
+      fail("{}: quantization_config.modules lists \"{}\", but the model has no such quantized layer "
+           "(no \"{}.qweight\" in the checkpoint, or a layer this architecture does not read)",
+           quant_->config_path.string(), module, module);
 }
 
 }  // namespace tquant

@@ -2,6 +2,7 @@
 // Checked access to a checkpoint's tensors for the architecture loaders: every tensor is looked
 // up under the family's prefix, and its shape is checked against what config.json implies.
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,10 @@
 #include "model/model.h"
 
 namespace tquant {
+
+namespace wq {
+struct QuantizationConfig;
+}
 
 class WeightReader {
  public:
@@ -24,8 +29,26 @@ class WeightReader {
   // HF Conv1D stores [in, out]; returns the [out, in] matrix that Linear expects.
   Tensor take_transposed(const std::string& name, const Shape& stored) const;
 
+  // A linear layer stored as name.weight [out, in] (or, in a tquant quantized checkpoint, as
+  // name.qweight etc., dequantized here), with its CheckpointSource filled in.
   Linear linear(const std::string& name, int64_t out, int64_t in, bool bias) const;
   Norm norm(const std::string& weight, const std::string& bias, int64_t d) const;
+
+  // The stored name of `name` with its prefix; the bare name when it is not stored (e.g. a
+  // tied head), as a writer would name it.
+  std::string full_name(const std::string& name) const;
+
+  // Quantized checkpoints (wquant/quantized_checkpoint.h). set_quantization hands over the
+  // folder's quantization_config (kept by the caller); then a layer whose <prefix>.qweight is
+  // stored is read through take_dequantized. is_quantized is an error when a .qweight is stored
+  // but no quantization_config was given.
+  void set_quantization(const wq::QuantizationConfig* q) { quant_ = q; }
+  bool is_quantized(const std::string& prefix) const;
+  Tensor take_dequantized(const std::string& prefix, int64_t out, int64_t in) const;  // [out, in]
+  // The stored name of the weight of `prefix`: <prefix>.weight, with its resolved prefix.
+  std::string weight_name(const std::string& prefix) const;
+  // After loading: fails when quantization_config lists a module that was not read.
+  void check_quantized_modules_used() const;
 
   const Checkpoint& checkpoint() const { return checkpoint_; }
   const std::filesystem::path& dir() const { return dir_; }
@@ -35,6 +58,8 @@ class WeightReader {
   const Checkpoint& checkpoint_;
   std::filesystem::path dir_;
   std::vector<std::string> prefixes_{""};
+  const wq::QuantizationConfig* quant_ = nullptr;
+  mutable std::set<std::string> quantized_used_;
 };
 
 Tensor transpose2d(const Tensor& t);

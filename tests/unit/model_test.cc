@@ -136,6 +136,31 @@ TEST(Forward, SameResultWhateverTheThreadCount) {
   for (int64_t i = 0; i < one.numel(); ++i) ASSERT_EQ(one[i], two[i]) << "at " << i;
 }
 
+TEST(Forward, StagedPassEqualsTheWholePassBitForBit) {
+  const Model m = Model::load(testing::default_model());
+  Batch b;
+  b.batch = 2;
+  b.seq = 8;
+  b.ids = {1, 200, 35, 0, 0, 0, 0, 0, 1, 200, 35, 900, 17, 4, 1500, 77};
+  b.lengths = {3, 8};
+  auto whole = std::make_shared<Recorder>();
+  Hooks whole_hooks;
+  whole_hooks.add(whole);
+  const Tensor expected = m.forward(b, &whole_hooks);
+  auto staged = std::make_shared<Recorder>();
+  Hooks staged_hooks;
+  staged_hooks.add(staged);
+  Tensor x = m.embed(b, &staged_hooks);
+  for (int i = 0; i < m.config().layers; ++i) m.run_block(i, x, b, &staged_hooks);
+  const Tensor got = m.run_head(x, b, &staged_hooks);
+  ASSERT_EQ(got.shape(), expected.shape());
+  for (int64_t i = 0; i < got.numel(); ++i) ASSERT_EQ(got[i], expected[i]) << "at " << i;
+  EXPECT_EQ(staged->names, whole->names);
+  Tensor wrong({1, 8, m.config().hidden});
+  EXPECT_THROW(m.run_block(0, wrong, b), Error);
+  EXPECT_THROW(m.run_block(m.config().layers, x, b), Error);
+}
+
 TEST(Forward, RejectsIdsOutsideTheVocabulary) {
   const Model m = Model::load(testing::default_model());
   try {
