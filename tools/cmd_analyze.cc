@@ -10,6 +10,7 @@
 #include <optional>
 #include <sstream>
 
+#include "core/text_file.h"
 #include "analysis/analysis_json.h"
 #include "analysis/analyze.h"
 #include "analysis/html_report.h"
@@ -29,14 +30,6 @@ struct Options {
   std::optional<uint64_t> seed;
   std::vector<std::string> points;
 };
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("{}: cannot open the data file", path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 void progress(int pass, size_t done, size_t total) {
   if (!isatty(STDERR_FILENO)) return;
@@ -79,7 +72,7 @@ int run(const Options& o) {
   const auto t0 = std::chrono::steady_clock::now();
   const Model model = Model::load(o.model);
   const auto tokenizer = Tokenizer::from_dir(o.model);
-  const std::vector<int32_t> tokens = tokenizer->encode(read_text(o.data), false).ids;
+  const std::vector<int32_t> tokens = tokenizer->encode(read_text_file(o.data, "data file"), false).ids;
   const SpecialTemplate special = special_template(*tokenizer);
   const TokenCatalog catalog(*tokenizer, special_token_ids(*tokenizer, special));
 

@@ -8,6 +8,7 @@
 #include <random>
 #include <sstream>
 
+#include "core/text_file.h"
 #include "cli_registry.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -38,14 +39,6 @@ struct Options {
   std::string token_clipping;
 };
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("{}: cannot open the data file", path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
@@ -66,7 +59,7 @@ void progress_line(int64_t done, int64_t total) {
 
 int run_ppl(const Options& o, Model& model, const Hooks* hooks, nlohmann::json& report) {
   const auto tokenizer = Tokenizer::from_dir(o.model);
-  const std::string text = read_file(o.data);
+  const std::string text = read_text_file(o.data, "data file");
   auto t0 = std::chrono::steady_clock::now();
   std::vector<int32_t> tokens = tokenizer->encode(text, false).ids;
   const double tokenize_seconds = seconds_since(t0);
@@ -158,7 +151,7 @@ int run_glue(const Options& o, Model& model, const Hooks* hooks, nlohmann::json&
 // Calibration must never see the evaluation data.
 void check_calibration_is_not_evaluation(const Options& o) {
   std::error_code ec;
-  if (std::filesystem::equivalent(o.calib, o.data, ec) || read_file(o.calib) == read_file(o.data))
+  if (std::filesystem::equivalent(o.calib, o.data, ec) || read_text_file(o.calib, "calibration file") == read_text_file(o.data, "data file"))
     fail("--calib {} is the evaluation data ({}); calibrate on other data (e.g. the train or validation split)",
          o.calib, o.data);
 }
@@ -180,7 +173,7 @@ std::vector<Batch> calibration_batches(const Options& o, const Model& model) {
     }
     return out;
   }
-  const std::vector<int32_t> tokens = tokenizer->encode(read_file(o.calib), false).ids;
+  const std::vector<int32_t> tokens = tokenizer->encode(read_text_file(o.calib, "calibration file"), false).ids;
   const int length = o.calib_len > 0 ? o.calib_len : o.ctx;
   return calibration_windows(tokens, o.calib_samples, length, o.seed, o.bos ? tokenizer->bos_id() : -1,
                              std::max(1, 2048 / length));

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/text_file.h"
 #include "cli_registry.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -34,14 +35,6 @@ struct Options {
   int calib_samples = 128, calib_len = 0;
   uint64_t seed = 0;
 };
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("{}: cannot open the calibration file", path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 double peak_rss_mib() {
   rusage u{};
@@ -86,7 +79,7 @@ int run(const Options& o) {
   wq::check_output_folder(o.model, o.out);
   Model model = Model::load(o.model);
   const auto tokenizer = Tokenizer::from_dir(o.model);
-  const std::vector<int32_t> tokens = tokenizer->encode(read_text(o.calib), false).ids;
+  const std::vector<int32_t> tokens = tokenizer->encode(read_text_file(o.calib, "calibration file"), false).ids;
   const int length = o.calib_len > 0 ? o.calib_len : std::min(2048, model.config().max_positions);
   if (o.bos && tokenizer->bos_id() < 0) fail("--bos: the tokenizer of {} has no BOS token", o.model);
   const std::vector<Batch> calib = calibration_windows(tokens, o.calib_samples, length, o.seed,

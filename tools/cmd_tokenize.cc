@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/text_file.h"
 #include "cli_registry.h"
 #include "core/error.h"
 #include "tokenize/tokenizer.h"
@@ -24,12 +25,8 @@ struct Options {
   int max_length = 0;
 };
 
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("{}: cannot open the text file", path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  std::string text = s.str();
+std::string read_utf8_file(const std::string& path) {
+  std::string text = read_text_file(path, "text file");
   if (auto bad = unicode::find_invalid_utf8(text)) fail("{}: not valid UTF-8 (byte {})", path, *bad);
   return text;
 }
@@ -82,9 +79,9 @@ int run_batch(const Tokenizer& tokenizer, const std::string& path) {
 int run(const Options& o) {
   const auto tokenizer = Tokenizer::from_dir(o.model);
   if (!o.batch.empty()) return run_batch(*tokenizer, o.batch);
-  const std::string text = o.file.empty() ? o.text : read_text_file(o.file);
+  const std::string text = o.file.empty() ? o.text : read_utf8_file(o.file);
   const bool has_pair = o.has_pair;
-  const std::string pair = o.pair_file.empty() ? o.pair : read_text_file(o.pair_file);
+  const std::string pair = o.pair_file.empty() ? o.pair : read_utf8_file(o.pair_file);
 
   const auto t0 = std::chrono::steady_clock::now();
   const Encoding e = has_pair ? tokenizer->encode_pair(text, pair, !o.no_special, o.max_length)

@@ -1,3 +1,4 @@
+#include "core/text_file.h"
 #include "eval/glue_data.h"
 
 #include <algorithm>
@@ -66,15 +67,6 @@ std::vector<std::string_view> split_tabs(std::string_view line) {
     out.push_back(line.substr(start, tab - start));
     start = tab + 1;
   }
-}
-
-std::string read_whole_file(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) fail("{}: cannot open the GLUE data file", file.string());
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) fail("{}: read error", file.string());
-  return ss.str();
 }
 
 // Physical lines without their terminator; tolerates CRLF and a missing final newline.
@@ -233,7 +225,7 @@ int glue_task_num_labels(GlueTask task) { return info(task).regression ? 1 : 2; 
 
 GlueDataset read_glue_tsv(GlueTask task, const fs::path& file) {
   const TaskInfo& t = info(task);
-  const std::string text = read_whole_file(file);
+  const std::string text = read_text_file(file);
   std::string_view body = text;
   if (body.substr(0, 3) == "\xEF\xBB\xBF") body.remove_prefix(3);  // MRPC ships with a BOM
   const std::vector<std::string_view> lines = split_lines(body);

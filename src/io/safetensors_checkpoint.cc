@@ -4,6 +4,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/text_file.h"
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "io/safetensors_detail.h"
@@ -17,15 +18,6 @@ namespace {
 
 constexpr const char* kSingleFile = "model.safetensors";
 constexpr const char* kIndexFile = "model.safetensors.index.json";
-
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("{}: cannot open", path.string());
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) fail("{}: read failed", path.string());
-  return text.str();
-}
 
 bool is_pickle_name(const std::string& name) {
   if (name == "pytorch_model.bin.index.json") return true;
@@ -96,7 +88,7 @@ Checkpoint Checkpoint::open(const fs::path& dir) {
   const fs::path index = dir / kIndexFile;
   if (!fs::exists(index)) fail_nothing_loadable(dir);
 
-  const json root = safetensors_detail::parse_json_unique_keys(read_text(index), index.string());
+  const json root = safetensors_detail::parse_json_unique_keys(read_text_file(index), index.string());
   if (!root.is_object() || !root.contains("weight_map") || !root["weight_map"].is_object())
     fail("{}: expected an object with a \"weight_map\" object (tensor name -> shard file)",
          index.string());

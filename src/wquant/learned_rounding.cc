@@ -373,6 +373,7 @@ RoundingResult learn_rounding(const Tensor& W, const Objective& obj, const Quant
       const double rel = static_cast<double>(t - reg_start) / static_cast<double>(o.iters - reg_start);
       beta = static_cast<float>(o.beta_end + (o.beta_start - o.beta_end) * std::max(0.0, 1.0 - rel));
     }
+    if (o.progress && t % 50 == 0) o.progress(static_cast<int>(t), o.iters);
     problem.loss_and_grad(obj, alpha, o.lambda, beta, regularise, grad, ws);
     const double bc1 = 1.0 - std::pow(kB1, static_cast<double>(t + 1));
     const double bc2 = 1.0 - std::pow(kB2, static_cast<double>(t + 1));

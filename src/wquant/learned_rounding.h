@@ -38,6 +38,7 @@
 // sgemm (products of at most 2^18 multiply-adds go to sgemm whole, which OpenBLAS runs on one
 // thread), elementwise work is per element, and every reduction runs in a fixed order.
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "core/tensor.h"
@@ -83,6 +84,8 @@ struct RoundingOptions {
   // Return `init` unchanged when the learned codes end with a higher objective than it
   // (learned rounding then never makes a layer worse than its initialisation).
   bool keep_init_if_better = true;
+  // Called every 50 iterations with (iteration, iters), for progress displays.
+  std::function<void(int, int)> progress;
 };
 
 // METHODS §2: lambda 0.01, Adam lr 1e-3, beta 20 -> 2 after a 20% warm-up, 1000-10000 iterations

@@ -74,8 +74,9 @@ QuantizedWeight gptq_rows(const Tensor& W, const std::vector<Tensor>& H, const W
 
 class BlockQuantizer {
  public:
+  using LayerFn = std::function<void(const std::string& layer, int iter, int iters)>;
   BlockQuantizer(Model& model, int layer, BlockStatistics stats, const PipelineOptions& o, QuantizeReport& report,
-                 const std::function<void(const std::string&)>& on_layer)
+                 const LayerFn& on_layer)
       : m_(model), layer_(layer), stats_(std::move(stats)), o_(o), report_(report), on_layer_(on_layer) {}
 
   void run() {
@@ -167,7 +168,7 @@ class BlockQuantizer {
     if (use_zfold) {
       std::vector<const Tensor*> ws;
       for (const Tensor& w : W) ws.push_back(&w);
-      if (on_layer_) on_layer_(members[0].linear->name + " (Z-Fold)");
+      if (on_layer_) on_layer_(members[0].linear->name + " (Z-Fold)", 0, 0);
       ZFoldResult z = zfold(ws, H, o_.format, o_.zfold_rounds);
       zeta = std::move(z.zeta);
       grids = std::move(z.grids);
@@ -177,7 +178,8 @@ class BlockQuantizer {
     for (size_t k = 0; k < members.size(); ++k) {
       const auto t1 = Clock::now();
       Linear& l = *members[k].linear;
-      if (on_layer_) on_layer_(l.name);
+      current_ = l.name;
+      if (on_layer_) on_layer_(l.name, 0, 0);
       const Objective obj = objective(members[k].role, H);
       const Tensor Wf = zeta.empty() ? W[k] : fold_weight(W[k], zeta);
       const Objective objf = folded(obj, zeta);
@@ -213,6 +215,13 @@ class BlockQuantizer {
     }
   }
 
+  RoundingOptions rounding_options(RoundingOptions ro) const {
+    if (o_.iters > 0) ro.iters = o_.iters;
+    if (o_.lr > 0) ro.lr = o_.lr;
+    if (on_layer_) ro.progress = [this](int iter, int iters) { on_layer_(current_, iter, iters); };
+    return ro;
+  }
+
   QuantizedWeight solve(const Tensor& W, const Objective& obj, const WeightGrid& grid, Role role) {
     unrepresentable_ = 0;
     switch (o_.method) {
@@ -220,18 +229,14 @@ class BlockQuantizer {
       case Method::GPTQ: return gptq_rows(W, obj.H, grid, o_.act_order);
       case Method::ZFold: return gptq_rows(W, obj.H, grid, true);
       case Method::AdaRound: {
-        RoundingOptions ro = adaround_defaults();
-        if (o_.iters > 0) ro.iters = o_.iters;
-        if (o_.lr > 0) ro.lr = o_.lr;
+        RoundingOptions ro = rounding_options(adaround_defaults());
         return learn_rounding(W, obj, round_to_grid(W, grid), ro).weight;
       }
       case Method::Aespa: {
         QuantizedWeight init = o_.optq_init ? gptq_rows(W, obj.H, grid, true) : round_to_grid(W, grid);
         if (!o_.learn_rounding) return init;
-        RoundingOptions ro = aespa_defaults(role != Role::Other);
+        RoundingOptions ro = rounding_options(aespa_defaults(role != Role::Other));
         if (!o_.optq_init) ro.init = RoundingInit::kFractional;
-        if (o_.iters > 0) ro.iters = o_.iters;
-        if (o_.lr > 0) ro.lr = o_.lr;
         RoundingResult rr = learn_rounding(W, obj, init, ro);
         unrepresentable_ = rr.unrepresentable;
         return std::move(rr.weight);
@@ -245,7 +250,8 @@ class BlockQuantizer {
   BlockStatistics stats_;
   const PipelineOptions& o_;
   QuantizeReport& report_;
-  const std::function<void(const std::string&)>& on_layer_;
+  const LayerFn& on_layer_;
+  std::string current_;
   int unrepresentable_ = 0;
 };
 
@@ -262,9 +268,11 @@ QuantizeReport quantize_model(Model& model, const std::vector<Batch>& calibratio
   QuantizeReport report;
   Progress p;
   p.blocks = c.layers;
-  auto notify = [&](const std::string& layer) {
+  const BlockQuantizer::LayerFn notify = [&](const std::string& layer, int iter, int iters) {
     if (!progress) return;
     p.layer = layer;
+    p.iter = iter;
+    p.iters = iters;
     p.elapsed = seconds_since(t0);
     progress(p);
   };
@@ -278,7 +286,7 @@ QuantizeReport quantize_model(Model& model, const std::vector<Batch>& calibratio
 
   for (int layer = 0; layer < c.layers; ++layer) {
     p.block = layer;
-    notify(fmt::format("layers.{} statistics", layer));
+    notify(fmt::format("layers.{} statistics", layer), 0, 0);
     auto ts = Clock::now();
     auto hook = std::make_shared<BlockStatsHook>(model, layer, o.method == Method::Aespa);
     Hooks hooks;

@@ -1,3 +1,4 @@
+#include "core/text_file.h"
 #include "wquant/quantized_checkpoint.h"
 
 #include <algorithm>
@@ -20,18 +21,9 @@ using nlohmann::ordered_json;
 
 namespace {
 
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("{}: cannot open", path.string());
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) fail("{}: read failed", path.string());
-  return text.str();
-}
-
 template <class J>
 J parse_json_file(const fs::path& path) {
-  const std::string text = read_text(path);
+  const std::string text = read_text_file(path);
   try {
     return J::parse(text);
   } catch (const nlohmann::json::exception& e) {
@@ -215,7 +207,7 @@ bool is_tquant_output(const fs::path& dir) {
   std::error_code ec;
   if (!fs::is_regular_file(dir / "config.json", ec)) return false;
   try {
-    const json c = json::parse(read_text(dir / "config.json"));
+    const json c = json::parse(read_text_file(dir / "config.json"));
     if (!c.is_object()) return false;
     if (c.contains("tquant") && c["tquant"].is_object()) return true;
     return c.contains("quantization_config") && c["quantization_config"].is_object() &&
