@@ -16,49 +16,19 @@
 #include <vector>
 
 #include "expect_error.h"
+#include "wquant_test_data.h"
 #include "wquant/learned_rounding.h"
 #include "wquant/weight_quant.h"
 
 namespace tquant::wq {
 namespace {
 
+using testdata::random_matrix;
+
 using testing::expect_error;
 
-Tensor random_matrix(int64_t R, int64_t C, std::mt19937& rng, float sd = 1.f) {
-  std::normal_distribution<float> nd(0.f, sd);
-  Tensor t({R, C});
-  for (int64_t i = 0; i < R * C; ++i) t[i] = nd(rng);
-  return t;
-}
-
-// H = (2/N) X^T X + 1% of the mean diagonal, X = Z A with A = I + 0.6 * noise and per-column
-// magnitudes spread over 1.5 decades: correlated and badly scaled, like transformer inputs.
 Tensor correlated_hessian(int64_t C, std::mt19937& rng, int64_t N = 256) {
-  Tensor Z = random_matrix(N, C, rng);
-  Tensor A = random_matrix(C, C, rng, 0.6f);
-  std::uniform_real_distribution<float> ud(-0.75f, 0.75f);
-  std::vector<float> mag(static_cast<size_t>(C));
-  for (auto& m : mag) m = std::pow(10.f, ud(rng));
-  for (int64_t i = 0; i < C; ++i) A[i * C + i] += 1.f;
-  std::vector<double> X(static_cast<size_t>(N * C), 0.0);
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t j = 0; j < C; ++j) {
-      double s = 0;
-      for (int64_t k = 0; k < C; ++k) s += static_cast<double>(Z[n * C + k]) * A[k * C + j];
-      X[n * C + j] = s * mag[j];
-    }
-  Tensor H({C, C});
-  double mean_diag = 0;
-  for (int64_t i = 0; i < C; ++i)
-    for (int64_t j = 0; j < C; ++j) {
-      double s = 0;
-      for (int64_t n = 0; n < N; ++n) s += X[n * C + i] * X[n * C + j];
-      H[i * C + j] = static_cast<float>(2.0 * s / N);
-      if (i == j) mean_diag += 2.0 * s / N;
-    }
-  mean_diag /= C;
-  for (int64_t i = 0; i < C; ++i) H[i * C + i] += static_cast<float>(0.01 * mean_diag);
-  return H;
+  return testdata::correlated_hessian(C, rng, N, 0.6f, 0.75f);
 }
 
 Tensor random_spd(int64_t n, std::mt19937& rng) {

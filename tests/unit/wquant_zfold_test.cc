@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "expect_error.h"
+#include "wquant_test_data.h"
 #include "wquant/grid_search.h"
 #include "wquant/learned_rounding.h"
 #include "wquant/weight_quant.h"
@@ -20,6 +21,8 @@
 
 namespace tquant::wq {
 namespace {
+
+using testdata::random_matrix;
 
 using testing::expect_error;
 
@@ -29,39 +32,8 @@ Tensor matrix(int64_t R, int64_t C, std::vector<float> v) {
   return t;
 }
 
-Tensor random_matrix(int64_t R, int64_t C, std::mt19937& rng, float sd = 1.f) {
-  std::normal_distribution<float> nd(0.f, sd);
-  Tensor t({R, C});
-  for (int64_t i = 0; i < R * C; ++i) t[i] = nd(rng);
-  return t;
-}
-
-// H = (2/N) X^T X + 1% of the mean diagonal, X with correlated columns of spread magnitudes.
 Tensor correlated_hessian(int64_t C, std::mt19937& rng, int64_t N = 256) {
-  const Tensor Z = random_matrix(N, C, rng);
-  Tensor A = random_matrix(C, C, rng, 0.5f);
-  for (int64_t i = 0; i < C; ++i) A[i * C + i] += 1.f;
-  std::uniform_real_distribution<float> ud(-0.5f, 0.5f);
-  std::vector<double> X(static_cast<size_t>(N * C));
-  std::vector<float> mag(static_cast<size_t>(C));
-  for (auto& m : mag) m = std::pow(10.f, ud(rng));
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t j = 0; j < C; ++j) {
-      double s = 0;
-      for (int64_t k = 0; k < C; ++k) s += static_cast<double>(Z[n * C + k]) * A[k * C + j];
-      X[n * C + j] = s * mag[j];
-    }
-  Tensor H({C, C});
-  double md = 0;
-  for (int64_t i = 0; i < C; ++i)
-    for (int64_t j = 0; j < C; ++j) {
-      double s = 0;
-      for (int64_t n = 0; n < N; ++n) s += X[n * C + i] * X[n * C + j];
-      H[i * C + j] = static_cast<float>(2 * s / N);
-      if (i == j) md += 2 * s / N;
-    }
-  for (int64_t i = 0; i < C; ++i) H[i * C + i] += static_cast<float>(0.01 * md / C);
-  return H;
+  return testdata::correlated_hessian(C, rng, N, 0.5f, 0.5f);
 }
 
 // Matrices that read the same input and share a per-column magnitude (the situation Z-Fold is
