@@ -183,6 +183,15 @@ RelaxedRounding::RelaxedRounding(const Tensor& W, const QuantizedWeight& init)
   maxq_ = static_cast<float>(grid_.format.max_code());
   base_.resize(static_cast<size_t>(R_ * C_));
   free_.resize(static_cast<size_t>(R_ * C_));
+  // Per-element step and zero point, so the per-iteration loops need no group lookups.
+  step_.resize(static_cast<size_t>(R_ * C_));
+  zero_.resize(static_cast<size_t>(R_ * C_));
+  for (int64_t r = 0; r < R_; ++r)
+    for (int64_t c = 0; c < C_; ++c) {
+      const float s = grid_.scale[grid_.index(r, c)];
+      step_[r * C_ + c] = zeta_.empty() ? s : s * zeta_[c];
+      zero_[r * C_ + c] = grid_.zero[grid_.index(r, c)];
+    }
   const float* w = W_.data();
 #pragma omp parallel for schedule(static) if (R_ * C_ >= kParallelMin)
   for (int64_t r = 0; r < R_; ++r)
@@ -200,11 +209,7 @@ RelaxedRounding::RelaxedRounding(const Tensor& W, const QuantizedWeight& init)
     }
 }
 
-float RelaxedRounding::step(int64_t i) const {
-  const int64_t r = i / C_, c = i % C_;
-  const float s = grid_.scale[grid_.index(r, c)];
-  return zeta_.empty() ? s : s * zeta_[c];
-}
+float RelaxedRounding::step(int64_t i) const { return step_[i]; }
 
 std::vector<float> RelaxedRounding::initial_alpha(RoundingInit mode, float margin, int* unrepresentable) const {
   if (mode == RoundingInit::kFromCodes && !(margin > 0.f && margin < 0.5f)) fail("learned rounding: code_init_margin {} is outside (0, 0.5)", margin);
@@ -241,7 +246,7 @@ void RelaxedRounding::soft(const std::vector<float>& alpha, float* dW, float* dh
   for (int64_t r = 0; r < R_; ++r)
     for (int64_t c = 0; c < C_; ++c) {
       const int64_t i = r * C_ + c;
-      const float st = step(i), z = grid_.zero[grid_.index(r, c)];
+      const float st = step_[i], z = zero_[i];
       if (!free_[i]) {
         const float code = std::clamp(base_[i], 0.f, maxq_);
         dW[i] = (std::isfinite(st) ? st * (code - z) : 0.f) - w[i];
@@ -314,10 +319,10 @@ double RelaxedRounding::loss_and_grad(const Objective& obj, const std::vector<fl
         grad[i] = 0.f;
         continue;
       }
-      float g = 2.f * P[i] * step(i);
+      float g = 2.f * P[i] * step_[i];
       if (regularise) {
         const float x = 2.f * hv[i] - 1.f, ax = std::fabs(x);
-        reg_r += 1.0 - std::pow(static_cast<double>(ax), static_cast<double>(beta));
+        if (ws.want_loss) reg_r += 1.0 - std::pow(static_cast<double>(ax), static_cast<double>(beta));
         // d/dh (1 - |2h - 1|^beta) = -2 beta |2h - 1|^(beta - 1) sign(2h - 1)
         const float d = ax > 0.f ? -2.f * beta * std::pow(ax, beta - 1.f) * (x > 0.f ? 1.f : -1.f) : 0.f;
         g += lambda * d;
@@ -365,6 +370,7 @@ RoundingResult learn_rounding(const Tensor& W, const Objective& obj, const Quant
   constexpr float kEps = 1e-8f;
   std::vector<float> m(static_cast<size_t>(n), 0.f), v(static_cast<size_t>(n), 0.f), grad;
   RelaxedRounding::Workspace ws;
+  ws.want_loss = false;  // Adam needs only the gradient
   const int64_t reg_start = static_cast<int64_t>(std::ceil(static_cast<double>(o.warmup) * o.iters));
   for (int64_t t = 0; t < o.iters; ++t) {
     const bool regularise = t >= reg_start && o.lambda > 0.f;

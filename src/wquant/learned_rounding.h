@@ -146,6 +146,7 @@ class RelaxedRounding {
   struct Workspace {
     std::vector<float> dW, dh, hv, P, tmp;
     std::vector<double> row;
+    bool want_loss = true;  // false: the returned value omits the regulariser (saves a pow per element)
   };
   double loss_and_grad(const Objective& obj, const std::vector<float>& alpha, float lambda, float beta,
                        bool regularise, std::vector<float>& grad, Workspace& ws) const;
@@ -169,6 +170,7 @@ class RelaxedRounding {
   float maxq_ = 0;
   std::vector<float> base_;
   std::vector<uint8_t> free_;
+  std::vector<float> step_, zero_;  // per element
   // dW = W~(a) - W; when dh is non-null, dh/da (0 for fixed elements) into dh and h into hv.
   void soft(const std::vector<float>& alpha, float* dW, float* dh, float* hv) const;
 };
