@@ -127,8 +127,8 @@ class BlockQuantizer {
     return h;
   }
 
-  static const char* kind(const Objective& obj, Role role) {
-    if (obj.G.empty() && obj.H.size() == 1) return "H";
+  const char* kind(Role role) const {
+    if (o_.method != Method::Aespa || role == Role::Other) return "H";
     return role == Role::Query ? "attention-Q" : role == Role::Key ? "attention-K" : "attention-V";
   }
 
@@ -187,7 +187,7 @@ class BlockQuantizer {
       QuantizedWeight q = solve(Wf, objf, grid, members[k].role);
       LayerReport r;
       r.name = l.name;
-      r.objective_kind = kind(obj, members[k].role);
+      r.objective_kind = kind(members[k].role);
       r.objective_rtn = obj.evaluate(W[k], round_to_grid(W[k], minmax_grid(W[k], o_.format)).dequantize());
       r.dead_inputs = dead;
       r.zfold_rounds = rounds;
