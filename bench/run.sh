@@ -6,13 +6,16 @@
 #   calib    calibration seconds of every range estimator and of PEG on the same 16 x 512 tokens,
 #            and the fake-quantized forward's time over the FP forward's on the same batch for
 #            w8a8, w8a8-peg, w6a6 and per-token w8a8 (tquant_bench_calib, ~1-2 min)
-# Usage: bash bench/run.sh [forward] [calib]   (default: both)
+#   gptq     the GPTQ solve of a 4096 x 4096 layer (synthetic H) and its GFLOP/s over a 4096^3
+#            sgemm in the same run; the clip-ratio grid search on the same layer
+#            (tquant_bench_gptq, ~2 min)
+# Usage: bash bench/run.sh [forward] [calib] [gptq]   (default: all three)
 # TQUANT_BUILD_DIR=DIR uses (and builds the benchmark targets in) an existing build folder
 # instead of running scripts/build.sh into ./build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 benches=("$@")
-[ ${#benches[@]} -eq 0 ] && benches=(forward calib)
+[ ${#benches[@]} -eq 0 ] && benches=(forward calib gptq)
 build=${TQUANT_BUILD_DIR:-}
 if [ -z "$build" ]; then
   bash scripts/build.sh >/dev/null
@@ -23,7 +26,7 @@ fi
 mkdir -p bench/results
 results=()
 for b in "${benches[@]}"; do
-  case "$b" in forward|calib) ;; *) echo "unknown benchmark '$b' (forward, calib)" >&2; exit 2 ;; esac
+  case "$b" in forward|calib|gptq) ;; *) echo "unknown benchmark '$b' (forward, calib, gptq)" >&2; exit 2 ;; esac
   "$build/bench/tquant_bench_$b" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
     --benchmark_out="bench/results/$b.json" --benchmark_out_format=json
   results+=("bench/results/$b.json")

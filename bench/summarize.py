@@ -1,7 +1,7 @@
 """Same-run summaries of Google Benchmark JSON files (medians of the repetitions).
 
 Usage: summarize.py RESULT.json [RESULT.json ...]
-Each file is recognised by its benchmarks (tquant_bench_forward or tquant_bench_calib); its
+Each file is recognised by its benchmarks (tquant_bench_forward, _calib or _gptq); its
 summary is printed and written beside it as NAME_summary.json (forward.json ->
 forward_summary.json). Ratios are always between benchmarks of the same file, i.e. the same run.
 """
@@ -88,12 +88,32 @@ def calib_summary(runs):
     }
 
 
+def gptq_summary(runs):
+    gptq = runs["BM_Gptq/4096/0/iterations:2/real_time"]
+    gptq_act = runs["BM_Gptq/4096/1/iterations:2/real_time"]
+    sgemm = runs["BM_Sgemm/4096/iterations:3/real_time"]
+    return {
+        "gptq_4096_seconds": seconds(gptq),
+        "gptq_4096_act_order_seconds": seconds(gptq_act),
+        "gptq_gflops": gptq["GFLOP/s"],
+        "gptq_gflops_reference_count": gptq["ref_GFLOP/s"],
+        "sgemm_4096_gflops": sgemm["GFLOP/s"],
+        # the GPTQ solve's achieved rate over sgemm's, same run
+        "fraction_of_sgemm": gptq["GFLOP/s"] / sgemm["GFLOP/s"],
+        "fraction_of_sgemm_reference_count": gptq["ref_GFLOP/s"] / sgemm["GFLOP/s"],
+        "search_grid_4096_per_channel_seconds": seconds(runs["BM_SearchGrid/4096/0/iterations:1/real_time"]),
+        "search_grid_4096_group128_seconds": seconds(runs["BM_SearchGrid/4096/128/iterations:1/real_time"]),
+    }
+
+
 def summarize(path):
     context, runs = medians(path)
     if any(n.startswith("BM_BertBaseForward") for n in runs):
         summary = forward_summary(runs)
     elif any(n.startswith("BM_Calibrate/") for n in runs):
         summary = calib_summary(runs)
+    elif any(n.startswith("BM_Gptq/") for n in runs):
+        summary = gptq_summary(runs)
     else:
         raise SystemExit(f"{path}: no benchmarks this script knows")
     summary.setdefault("repetitions", repetitions(runs.values()))
