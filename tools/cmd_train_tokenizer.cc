@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <type_traits>
 
 #include "cli_registry.h"
 #include "core/error.h"
@@ -36,27 +37,22 @@ int run(const Options& o) {
   const auto t0 = std::chrono::steady_clock::now();
   tok::TrainedFiles out;
   size_t vocab = 0, words = 0;
-  if (o.type == "wordpiece") {
-    tok::WordPieceTrainerOptions opt;
+  // Both trainers share one interface: options, feed_files, word_counts, train, files.
+  auto train = [&](auto opt, auto* kind) {
+    using Trainer = std::remove_pointer_t<decltype(kind)>;
     opt.vocab_size = o.vocab_size;
     opt.min_frequency = o.min_frequency;
     opt.lowercase = o.lowercase;
-    tok::WordPieceTrainer trainer(opt);
+    Trainer trainer(opt);
     trainer.feed_files(files);
     words = trainer.word_counts().size();
     vocab = trainer.train().vocab.size();
     out = trainer.files();
-  } else {
-    tok::BpeTrainerOptions opt;
-    opt.vocab_size = o.vocab_size;
-    opt.min_frequency = o.min_frequency;
-    opt.lowercase = o.lowercase;
-    tok::BpeTrainer trainer(opt);
-    trainer.feed_files(files);
-    words = trainer.word_counts().size();
-    vocab = trainer.train().vocab.size();
-    out = trainer.files();
-  }
+  };
+  if (o.type == "wordpiece")
+    train(tok::WordPieceTrainerOptions{}, static_cast<tok::WordPieceTrainer*>(nullptr));
+  else
+    train(tok::BpeTrainerOptions{}, static_cast<tok::BpeTrainer*>(nullptr));
   tok::write_tokenizer_folder(o.out, out);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   fmt::print("{}: {} tokenizer, vocabulary {} (asked {}), {} distinct words, {:.2f} s\n", o.out, o.type, vocab,
