@@ -1,5 +1,7 @@
 #include "kernels/ops.h"
 
+#include "kernels/gemm.h"
+
 #include <cblas.h>
 
 #include <algorithm>
@@ -11,32 +13,7 @@ namespace tquant {
 void linear_forward(const float* x, int64_t rows, int64_t in, const float* w, const float* bias,
                     int64_t out, float* y) {
   if (rows == 0 || out == 0) return;
-  // OpenBLAS's own threading gives results that change with the thread count. Splitting the
-  // product into tiles whose size depends only on the shape, each a single-threaded sgemm
-  // (OpenBLAS runs one thread inside a parallel region), makes every output depend only on the
-  // inputs. Up to 4 tiles of at least 64 rows (or columns) keep packing overhead small.
-  constexpr int64_t kMaxTiles = 4, kMinTile = 64;
-  auto tiling = [&](int64_t n) {
-    const int64_t tiles = std::clamp<int64_t>(n / kMinTile, 1, kMaxTiles);
-    return (n + tiles - 1) / tiles;
-  };
-  if (rows >= 2 * kMinTile) {
-    const int64_t tile = tiling(rows), tiles = (rows + tile - 1) / tile;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t t = 0; t < tiles; ++t) {
-      const int64_t r0 = t * tile, m = std::min(tile, rows - r0);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, out, in, 1.f, x + r0 * in, in, w, in, 0.f,
-                  y + r0 * out, out);
-    }
-  } else {
-    const int64_t tile = tiling(out), tiles = (out + tile - 1) / tile;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t t = 0; t < tiles; ++t) {
-      const int64_t c0 = t * tile, n = std::min(tile, out - c0);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, n, in, 1.f, x, in, w + c0 * in, in, 0.f, y + c0,
-                  out);
-    }
-  }
+  gemm(false, true, rows, out, in, 1.f, x, in, w, in, 0.f, y, out);
   if (bias) {
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
@@ -47,7 +24,7 @@ void linear_forward(const float* x, int64_t rows, int64_t in, const float* w, co
 }
 
 void layer_norm(const float* x, int64_t rows, int64_t d, const float* gamma, const float* beta,
-                float eps, float* y) {
+                float eps, float* y, float* mean_out, float* rstd_out) {
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * d;
@@ -63,10 +40,12 @@ void layer_norm(const float* x, int64_t rows, int64_t d, const float* gamma, con
     const float inv = static_cast<float>(1.0 / std::sqrt(var + eps));
     const float m = static_cast<float>(mean);
     for (int64_t j = 0; j < d; ++j) yr[j] = (xr[j] - m) * inv * gamma[j] + (beta ? beta[j] : 0.f);
+    if (mean_out) mean_out[r] = m;
+    if (rstd_out) rstd_out[r] = inv;
   }
 }
 
-void rms_norm(const float* x, int64_t rows, int64_t d, const float* gamma, float eps, float* y) {
+void rms_norm(const float* x, int64_t rows, int64_t d, const float* gamma, float eps, float* y, float* rstd_out) {
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * d;
@@ -75,6 +54,7 @@ void rms_norm(const float* x, int64_t rows, int64_t d, const float* gamma, float
     for (int64_t j = 0; j < d; ++j) ss += static_cast<double>(xr[j]) * xr[j];
     const float inv = static_cast<float>(1.0 / std::sqrt(ss / d + eps));
     for (int64_t j = 0; j < d; ++j) yr[j] = xr[j] * inv * gamma[j];
+    if (rstd_out) rstd_out[r] = inv;
   }
 }
 
@@ -147,7 +127,8 @@ void add_inplace(float* x, const float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] += y[i];
 }
 
-void rope_inplace(float* x, int64_t batch, int64_t seq, int64_t heads, int64_t head_dim, float theta) {
+void rope_inplace(float* x, int64_t batch, int64_t seq, int64_t heads, int64_t head_dim, float theta,
+                  bool inverse) {
   const int64_t half = head_dim / 2;
   // HF computes inv_freq in float32 and the angle as float32 position * inv_freq; the cos/sin
   // of that angle are then taken in float32. Doing the same keeps us within rounding of it.
@@ -159,7 +140,7 @@ void rope_inplace(float* x, int64_t batch, int64_t seq, int64_t heads, int64_t h
     for (int64_t i = 0; i < half; ++i) {
       const float angle = static_cast<float>(t) * inv_freq[i];
       cos_t[t * half + i] = std::cos(angle);
-      sin_t[t * half + i] = std::sin(angle);
+      sin_t[t * half + i] = inverse ? -std::sin(angle) : std::sin(angle);
     }
   const int64_t width = heads * head_dim;
 #pragma omp parallel for schedule(static)

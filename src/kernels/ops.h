@@ -10,11 +10,13 @@ namespace tquant {
 void linear_forward(const float* x, int64_t rows, int64_t in, const float* w, const float* bias,
                     int64_t out, float* y);
 
-// LayerNorm over the last dimension; beta may be null.
+// LayerNorm over the last dimension; beta may be null. When given, mean_out/rstd_out [rows]
+// receive each row's mean and 1/sqrt(var + eps), which the backward pass needs.
 void layer_norm(const float* x, int64_t rows, int64_t d, const float* gamma, const float* beta,
-                float eps, float* y);
-// RMSNorm (LLaMA): x · rsqrt(mean(x²) + eps) · gamma.
-void rms_norm(const float* x, int64_t rows, int64_t d, const float* gamma, float eps, float* y);
+                float eps, float* y, float* mean_out = nullptr, float* rstd_out = nullptr);
+// RMSNorm (LLaMA): x · rsqrt(mean(x²) + eps) · gamma; rstd_out as for layer_norm.
+void rms_norm(const float* x, int64_t rows, int64_t d, const float* gamma, float eps, float* y,
+              float* rstd_out = nullptr);
 
 void softmax_rows(float* x, int64_t rows, int64_t d);
 // softmax(scale · x[0..visible)) in place, and zero for x[visible..d): one masked attention row.
@@ -31,6 +33,8 @@ void add_inplace(float* x, const float* y, int64_t n);
 
 // Rotary embeddings in HF's rotate_half layout: within each head, element i pairs with
 // i + head_dim/2. x is [B, T, heads*head_dim]; positions are 0..T-1 per sequence.
-void rope_inplace(float* x, int64_t batch, int64_t seq, int64_t heads, int64_t head_dim, float theta);
+// inverse rotates by the negated angles: the inverse and the transpose of the rotation.
+void rope_inplace(float* x, int64_t batch, int64_t seq, int64_t heads, int64_t head_dim, float theta,
+                  bool inverse = false);
 
 }  // namespace tquant
