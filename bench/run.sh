@@ -9,13 +9,17 @@
 #   gptq     the GPTQ solve of a 4096 x 4096 layer (synthetic H) and its GFLOP/s over a 4096^3
 #            sgemm in the same run; the clip-ratio grid search on the same layer
 #            (tquant_bench_gptq, ~2 min)
-# Usage: bash bench/run.sh [forward] [calib] [gptq]   (default: all three)
+#   train    one training step (forward, backward, clipping, AdamW) of BERT-mini on 32 x 128
+#            masked-LM tokens and of the default model's LLaMA shape on 8 x 256 tokens: tokens/s,
+#            and the step's GEMM GFLOP/s over an sgemm of BERT-mini's FFN shape in the same run
+#            (tquant_bench_train, ~1 min)
+# Usage: bash bench/run.sh [forward] [calib] [gptq] [train]   (default: all four)
 # TQUANT_BUILD_DIR=DIR uses (and builds the benchmark targets in) an existing build folder
 # instead of running scripts/build.sh into ./build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 benches=("$@")
-[ ${#benches[@]} -eq 0 ] && benches=(forward calib gptq)
+[ ${#benches[@]} -eq 0 ] && benches=(forward calib gptq train)
 build=${TQUANT_BUILD_DIR:-}
 if [ -z "$build" ]; then
   bash scripts/build.sh >/dev/null
@@ -26,7 +30,7 @@ fi
 mkdir -p bench/results
 results=()
 for b in "${benches[@]}"; do
-  case "$b" in forward|calib|gptq) ;; *) echo "unknown benchmark '$b' (forward, calib, gptq)" >&2; exit 2 ;; esac
+  case "$b" in forward|calib|gptq|train) ;; *) echo "unknown benchmark '$b' (forward, calib, gptq, train)" >&2; exit 2 ;; esac
   "$build/bench/tquant_bench_$b" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
     --benchmark_out="bench/results/$b.json" --benchmark_out_format=json
   results+=("bench/results/$b.json")

@@ -1,7 +1,7 @@
 """Same-run summaries of Google Benchmark JSON files (medians of the repetitions).
 
 Usage: summarize.py RESULT.json [RESULT.json ...]
-Each file is recognised by its benchmarks (tquant_bench_forward, _calib or _gptq); its
+Each file is recognised by its benchmarks (tquant_bench_forward, _calib, _gptq or _train); its
 summary is printed and written beside it as NAME_summary.json (forward.json ->
 forward_summary.json). Ratios are always between benchmarks of the same file, i.e. the same run.
 """
@@ -106,6 +106,24 @@ def gptq_summary(runs):
     }
 
 
+def train_summary(runs):
+    bert = runs["BM_TrainStepBertMini/min_time:3.000/real_time"]
+    llama = runs["BM_TrainStepLlamaTiny/min_time:3.000/real_time"]
+    sgemm = runs["BM_SgemmFfnShape/min_time:2.000/real_time"]
+    return {
+        "bert_mini_step_ms": seconds(bert) * 1e3,
+        "bert_mini_tokens_per_second": bert["tokens_per_s"],
+        "bert_mini_gemm_gflops": bert["gemm_GFLOP_per_s"],
+        "llama_tiny_step_ms": seconds(llama) * 1e3,
+        "llama_tiny_tokens_per_second": llama["tokens_per_s"],
+        "llama_tiny_gemm_gflops": llama["gemm_GFLOP_per_s"],
+        "sgemm_ffn_shape_gflops": sgemm["gemm_GFLOP_per_s"],
+        # the step's counted GEMM work per second / a bare sgemm's, same run
+        "bert_mini_fraction_of_sgemm": bert["gemm_GFLOP_per_s"] / sgemm["gemm_GFLOP_per_s"],
+        "llama_tiny_fraction_of_sgemm": llama["gemm_GFLOP_per_s"] / sgemm["gemm_GFLOP_per_s"],
+    }
+
+
 def summarize(path):
     context, runs = medians(path)
     if any(n.startswith("BM_BertBaseForward") for n in runs):
@@ -114,6 +132,8 @@ def summarize(path):
         summary = calib_summary(runs)
     elif any(n.startswith("BM_Gptq/") for n in runs):
         summary = gptq_summary(runs)
+    elif any(n.startswith("BM_TrainStep") for n in runs):
+        summary = train_summary(runs)
     else:
         raise SystemExit(f"{path}: no benchmarks this script knows")
     summary.setdefault("repetitions", repetitions(runs.values()))

@@ -74,24 +74,7 @@ fi
 
 # --- packages --------------------------------------------------------------------------------
 packages=(wordnet-base dict-gcide dict-devil fortunes bible-kjv debian-handbook gnu-standards)
-missing=()
-for p in "${packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
-  fi
-done
-if ((${#missing[@]})); then
-  echo "pretraining-corpus: installing ${missing[*]}" >&2
-  sudo=""
-  if [ "$(id -u)" != 0 ]; then
-    command -v sudo >/dev/null || die "not root and sudo not available: cannot install ${missing[*]}"
-    sudo="sudo"
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq >/dev/null || die "apt-get update failed"
-  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-    || die "apt-get install ${missing[*]} failed"
-fi
+bash "$(dirname "$0")/setup.sh" "${packages[@]}" || die "installing ${packages[*]} failed"
 
 # --- work directory (same filesystem as OUT_DIR, so the final rename is atomic) ---------------
 work=$(mktemp -d "$out_parent/.pretraining-corpus.XXXXXX")
