@@ -11,7 +11,8 @@
 # Every stage is skipped when its output is complete, and an interrupted pretraining run is
 # resumed, so running the script again continues where it stopped. The sizes below can be
 # overridden from the environment (SIZE, VOCAB, SEQ_LEN, BATCH, STEPS, LR, FT_LR, FT_EPOCHS,
-# SST2_EPOCHS, SEEDS); the defaults fit in about 2 hours on 2 cores.
+# SST2_EPOCHS, SEEDS). With the defaults, pretraining takes about 1 h 45 min on 2 cores (~4,100
+# tokens/s) and fine-tuning about 50 min; STEPS=1000 gives a 30-minute pretraining.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -20,7 +21,7 @@ SIZE=${SIZE:-mini}
 VOCAB=${VOCAB:-8192}
 SEQ_LEN=${SEQ_LEN:-128}
 BATCH=${BATCH:-64}
-STEPS=${STEPS:-1000}
+STEPS=${STEPS:-3000}
 LR=${LR:-1e-3}
 FT_LR=${FT_LR:-2e-4}
 FT_EPOCHS=${FT_EPOCHS:-3}
@@ -40,7 +41,7 @@ if [ ! -f "$out/split/heldout.txt" ]; then
   rm -rf "$out/split.tmp" && mkdir -p "$out/split.tmp"
   for f in "$out"/corpus/*.txt; do
     awk -v RS= -v ORS='\n\n' -v train="$out/split.tmp/train.txt" -v held="$out/split.tmp/heldout.txt" \
-      '{ if (NR % 100 == 0) print > held; else print > train }' "$f"
+      '{ if (NR % 100 == 0) print >> held; else print >> train }' "$f"
   done
   mv "$out/split.tmp" "$out/split"
 fi

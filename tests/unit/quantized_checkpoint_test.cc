@@ -1,6 +1,7 @@
 #include "wquant/quantized_checkpoint.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstring>
@@ -355,10 +356,15 @@ class CorruptedCheckpoint : public ::testing::Test {
     q.emplace("layers.0.attn.q_proj", rtn(m.blocks[0].q.weight, fmt_of(4, 32, false)));
     q.at("layers.0.attn.q_proj").zeta.assign(128, 1.f);
     q.emplace("layers.0.ffn.down_proj", rtn(m.blocks[0].down.weight, fmt_of(3, 0, true)));
-    good_ = new fs::path(fresh("good"));
+    // ctest runs every test in its own process, each setting the suite up: one folder per
+    // process, or one would replace the folder another is copying.
+    good_ = new fs::path(fresh("good-" + std::to_string(::getpid())));
     write_quantized_checkpoint(m, q, json::object(), *good_, false);
   }
-  static void TearDownTestSuite() { delete good_; }
+  static void TearDownTestSuite() {
+    fs::remove_all(*good_);
+    delete good_;
+  }
   // A copy of the good checkpoint with model.safetensors edited.
   fs::path corrupt(const std::string& name, const std::function<void(std::vector<TensorToWrite>&)>& edit) {
     const fs::path dir = fresh(name);
