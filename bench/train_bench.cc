@@ -38,7 +38,8 @@ struct Setup {
 
 Setup make(const json& config, int B, int T, bool masked) {
   Setup s;
-  s.dir = std::make_unique<TempDir>(TempDir::path_beside(fs::temp_directory_path() / "tquant-train-bench"));
+  const std::string arch = config["architectures"][0].get<std::string>();
+  s.dir = std::make_unique<TempDir>(TempDir::path_beside(fs::temp_directory_path() / ("tquant-train-bench-" + arch)));
   {
     std::ofstream f(s.dir->path() / "config.json");
     f << config.dump();

@@ -136,6 +136,7 @@ SeedResult finetune_one(const Options& o, uint64_t seed, const fs::path& out, co
   lo.dropout = train::dropout_from_config(config, o.dropout);
   lo.seed = seed;
   lo.log_every = o.log_every;
+  lo.show_accuracy = !train_set.is_regression;
   const std::string what = fmt::format("finetune {} seed {}", glue_task_name(train_set.task), seed);
   lo.what = what.c_str();
   train::TrainingLoop loop(tm, lo);

@@ -86,9 +86,11 @@ void TrainingLoop::run(int64_t start, const std::function<std::vector<TrainBatch
     window_correct += loss.correct;
     if (o_.log_every > 0 && (log.step % o_.log_every == 0 || log.step == o_.total_steps)) {
       const double per_step = elapsed / static_cast<double>(step + 1 - start);
-      fmt::print("{} step {}/{} | loss {:.4f} | acc {:.3f} | lr {:.2e} | |g| {:.3f} | {:.0f} tok/s | {} elapsed, {} left\n",
-                 o_.what, log.step, o_.total_steps, window_loss / std::max<int64_t>(1, window_count),
-                 static_cast<double>(window_correct) / std::max<int64_t>(1, window_count), lr, norm,
+      const std::string acc = o_.show_accuracy ? fmt::format(" | acc {:.3f}", static_cast<double>(window_correct) /
+                                                                                 std::max<int64_t>(1, window_count))
+                                               : std::string();
+      fmt::print("{} step {}/{} | loss {:.4f}{} | lr {:.2e} | |g| {:.3f} | {:.0f} tok/s | {} elapsed, {} left\n",
+                 o_.what, log.step, o_.total_steps, window_loss / std::max<int64_t>(1, window_count), acc, lr, norm,
                  log.tokens_per_second, format_duration(elapsed),
                  format_duration(per_step * static_cast<double>(o_.total_steps - step - 1)));
       std::fflush(stdout);

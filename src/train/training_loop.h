@@ -31,6 +31,7 @@ struct LoopOptions {
   Dropout dropout;
   uint64_t seed = 0;
   int64_t log_every = 10;  // progress line every N steps (and at the last)
+  bool show_accuracy = true;  // false for regression, where there is no accuracy
   const char* what = "train";
 };
 
