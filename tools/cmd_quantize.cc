@@ -14,6 +14,7 @@
 #include "cli_registry.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "export/gguf_reader.h"
 #include "model/model.h"
 #include "quant/calibration.h"
 #include "tokenize/tokenizer.h"
@@ -24,7 +25,8 @@ namespace tquant::cli {
 namespace {
 
 struct Options {
-  std::string model, method = "gptq", calib, out, json;
+  std::string model, method = "gptq", calib, out, json, format;
+  bool wbits_given = false, group_given = false;
   int wbits = 4;
   int64_t group = 0;
   bool sym = false, asym = false, act_order = false, no_optq_init = false, no_learn_rounding = false;
@@ -58,14 +60,44 @@ void show_progress(const wq::Progress& p) {
     fmt::print(stderr, "{}\n", line);
 }
 
+// --format q4_0|q4_1|q8_0: the grid of a GGUF block type (export/gguf_export.h), so that
+// `tquant export --format gguf` maps every quantized layer onto it block for block.
+wq::WeightFormat weight_format(const Options& o) {
+  if (o.sym && o.asym) fail("give --sym or --asym, not both");
+  wq::WeightFormat f;
+  f.bits = o.wbits;
+  f.group = o.group;
+  f.symmetric = o.sym;
+  if (o.format.empty()) return f;
+  struct Preset {
+    const char* name;
+    int bits;
+    bool symmetric;
+  };
+  static const Preset presets[] = {{"q4_0", 4, true}, {"q4_1", 4, false}, {"q8_0", 8, true}};
+  const Preset* p = nullptr;
+  for (const Preset& x : presets)
+    if (o.format == x.name) p = &x;
+  if (!p) fail("--format \"{}\": expected q4_0, q4_1 or q8_0 (GGUF block types)", o.format);
+  if (o.wbits_given && o.wbits != p->bits) fail("--format {} quantizes to {} bits, not --wbits {}", p->name, p->bits, o.wbits);
+  if (p->symmetric ? o.asym : o.sym)
+    fail("--format {} is {}; drop --{}", p->name, p->symmetric ? "symmetric" : "asymmetric", p->symmetric ? "asym" : "sym");
+  // GGUF blocks hold 32 weights with one scale: any group made of whole blocks maps exactly.
+  if (o.group_given && !(o.group == 0 || o.group % 32 == 0))
+    fail("--format {} stores one scale per 32 weights; --group {} is not a multiple of 32 (nor 0, per channel)",
+         p->name, o.group);
+  f.bits = p->bits;
+  f.symmetric = p->symmetric;
+  f.group = o.group_given ? o.group : 32;
+  f.fp16 = true;
+  return f;
+}
+
 int run(const Options& o) {
   const auto t0 = std::chrono::steady_clock::now();
-  if (o.sym && o.asym) fail("give --sym or --asym, not both");
   wq::PipelineOptions p;
   p.method = wq::parse_method(o.method);
-  p.format.bits = o.wbits;
-  p.format.group = o.group;
-  p.format.symmetric = o.sym;
+  p.format = weight_format(o);
   p.rtn_mse = o.mse;
   p.act_order = o.act_order;
   p.optq_init = !o.no_optq_init;
@@ -76,6 +108,9 @@ int run(const Options& o) {
   p.percdamp = o.percdamp;
   if (o.mse && p.method != wq::Method::RTN) fail("--mse chooses RTN's ranges; it applies to --method rtn only");
 
+  if (gguf::is_gguf_path(o.model))
+    fail("{}: a GGUF file; tquant quantize reads a Hugging Face model folder (the FP or tquant checkpoint it came "
+         "from)", o.model);
   wq::check_output_folder(o.model, o.out);
   Model model = Model::load(o.model);
   const auto tokenizer = Tokenizer::from_dir(o.model);
@@ -86,9 +121,10 @@ int run(const Options& o) {
                                                        o.bos ? tokenizer->bos_id() : -1, std::max(1, 4096 / length));
   fmt::print("model   {} ({}, {} blocks)\n", o.model, model.config().architecture, model.config().layers);
   fmt::print("calib   {} windows of {} tokens from {} (seed {})\n", o.calib_samples, length, o.calib, o.seed);
-  fmt::print("method  {}, W{} {}{}\n", wq::method_name(p.method), p.format.bits,
+  fmt::print("method  {}, W{} {}{}{}\n", wq::method_name(p.method), p.format.bits,
              p.format.group ? fmt::format("group {}", p.format.group) : std::string("per channel"),
-             p.format.symmetric ? " symmetric" : " asymmetric");
+             p.format.symmetric ? " symmetric" : " asymmetric",
+             p.format.fp16 ? fmt::format(", fp16 grid (GGUF {})", o.format) : std::string());
 
   const wq::QuantizeReport r = wq::quantize_model(model, calib, p, show_progress);
   if (isatty(STDERR_FILENO)) fmt::print(stderr, "\r\033[K");
@@ -120,7 +156,8 @@ int run(const Options& o) {
   if (!o.json.empty()) {
     const nlohmann::json report = {
         {"model", o.model}, {"out", o.out}, {"fake", o.fake}, {"method", method_info},
-        {"format", {{"bits", p.format.bits}, {"group_size", p.format.group}, {"sym", p.format.symmetric}}},
+        {"format", {{"bits", p.format.bits}, {"group_size", p.format.group}, {"sym", p.format.symmetric},
+                    {"fp16_grid", p.format.fp16}}},
         {"layers", layers}, {"totals", {{"objective_rtn", before}, {"objective", after}, {"seconds", total},
                                         {"quantize_seconds", r.seconds}, {"statistics_seconds", r.statistics_seconds},
                                         {"write_seconds", write_seconds}, {"calibration_tokens", r.calibration_tokens},
@@ -136,9 +173,12 @@ const bool registered = register_command(
       auto o = std::make_shared<Options>();
       app.add_option("--model", o->model, "Model folder (config.json, safetensors, tokenizer.json)")->required();
       app.add_option("--method", o->method, "rtn, gptq, adaround, zfold or aespa")->capture_default_str();
-      app.add_option("--wbits", o->wbits, "Weight bits (2-8)")->capture_default_str();
-      app.add_option("--group", o->group, "Input columns per scale (0: one scale per output channel)")
+      CLI::Option* wbits = app.add_option("--wbits", o->wbits, "Weight bits (2-8)")->capture_default_str();
+      CLI::Option* group = app.add_option("--group", o->group, "Input columns per scale (0: one scale per output channel)")
           ->capture_default_str();
+      app.add_option("--format", o->format,
+                     "q4_0, q4_1 or q8_0: the grid of that GGUF block type (bits, symmetry, group 32, fp16 scales), "
+                     "for an exact `tquant export --format gguf`");
       app.add_flag("--sym", o->sym, "Symmetric grid (zero point 2^(b-1))");
       app.add_flag("--asym", o->asym, "Asymmetric grid (the default)");
       app.add_flag("--mse", o->mse, "RTN: MSE ranges instead of min-max");
@@ -157,7 +197,11 @@ const bool registered = register_command(
       app.add_option("--out", o->out, "Output model folder (written atomically)")->required();
       app.add_flag("--fake", o->fake, "Write dequantized FP32 weights instead of packed codes");
       app.add_option("--json", o->json, "Write the per-layer report as JSON");
-      return [o] { return run(*o); };
+      return [o, wbits, group] {
+        o->wbits_given = wbits->count() > 0;
+        o->group_given = group->count() > 0;
+        return run(*o);
+      };
     });
 
 }  // namespace

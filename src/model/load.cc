@@ -1,6 +1,8 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "export/gguf_model.h"
+#include "export/gguf_reader.h"
 #include "io/safetensors.h"
 #include "model/model.h"
 #include "model/weight_reader.h"
@@ -51,7 +53,10 @@ Model load_model_weights(const std::filesystem::path& dir) {
   return m;
 }
 
-Model Model::load(const std::filesystem::path& dir) { return load_model_weights(dir); }
+Model Model::load(const std::filesystem::path& dir) {
+  if (gguf::is_gguf_path(dir)) return load_gguf_model(dir);
+  return load_model_weights(dir);
+}
 
 void Model::name_everything() {
   for (size_t i = 0; i < blocks.size(); ++i) {

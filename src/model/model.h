@@ -61,6 +61,7 @@ struct Batch {
 
 class Model {
  public:
+  // A Hugging Face model folder, or a GGUF llama file (export/gguf_model.h).
   static Model load(const std::filesystem::path& dir);
 
   const ModelConfig& config() const { return config_; }
@@ -98,6 +99,7 @@ class Model {
 
  private:
   friend Model load_model_weights(const std::filesystem::path& dir);
+  friend Model load_gguf_model(const std::filesystem::path& file);  // export/gguf_model.h
   ModelConfig config_;
   std::filesystem::path dir_;
   void name_everything();

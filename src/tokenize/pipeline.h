@@ -3,7 +3,10 @@
 // pre-tokenization, the model, truncation, the post-processor; and the decoder for decode().
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "tokenize/added_vocabulary.h"
 #include "tokenize/decoders.h"
@@ -59,5 +62,9 @@ class Pipeline : public Tokenizer {
   AddedVocabulary added_;
   SpecialIds special_;
 };
+
+// The tokenizer a parsed tokenizer.json describes, special ids not yet set; `where` names the
+// source in error messages (a file, or e.g. a GGUF file's tokenizer.huggingface.json).
+std::unique_ptr<Pipeline> pipeline_from_json(const nlohmann::json& json, const std::string& where);
 
 }  // namespace tquant::tok

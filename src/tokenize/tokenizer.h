@@ -21,7 +21,8 @@ class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
 
-  // tokenizer.json if present, otherwise vocab.txt (+ tokenizer_config.json for do_lower_case).
+  // tokenizer.json if present, otherwise vocab.txt (+ tokenizer_config.json for do_lower_case);
+  // for a .gguf file, the tokenizer it embeds (export/gguf_vocab.h).
   static std::unique_ptr<Tokenizer> from_dir(const std::filesystem::path& dir);
   static std::unique_ptr<Tokenizer> from_tokenizer_json(const std::filesystem::path& file);
   static std::unique_ptr<Tokenizer> from_vocab_txt(const std::filesystem::path& file, bool lowercase);

@@ -37,22 +37,29 @@ void check_padding(const tok::JsonView& root) {
 
 }  // namespace
 
-std::unique_ptr<Tokenizer> Tokenizer::from_tokenizer_json(const std::filesystem::path& file) {
-  const nlohmann::json json = tok::parse_json_file(file.string());
-  const tok::JsonView root(json, file.string(), "");
+namespace tok {
+
+std::unique_ptr<Pipeline> pipeline_from_json(const nlohmann::json& json, const std::string& where) {
+  const JsonView root(json, where, "");
   root.expect_object();
 
-  tok::Components c;
-  c.model = tok::make_model(root.at("model"));
-  if (root.has("normalizer")) c.normalizer = tok::make_normalizer(root.at("normalizer"));
-  if (root.has("pre_tokenizer")) c.pre_tokenizer = tok::make_pre_tokenizer(root.at("pre_tokenizer"));
-  if (root.has("post_processor")) c.post_processor = tok::make_post_processor(root.at("post_processor"));
-  if (root.has("decoder")) c.decoder = tok::make_decoder(root.at("decoder"));
+  Components c;
+  c.model = make_model(root.at("model"));
+  if (root.has("normalizer")) c.normalizer = make_normalizer(root.at("normalizer"));
+  if (root.has("pre_tokenizer")) c.pre_tokenizer = make_pre_tokenizer(root.at("pre_tokenizer"));
+  if (root.has("post_processor")) c.post_processor = make_post_processor(root.at("post_processor"));
+  if (root.has("decoder")) c.decoder = make_decoder(root.at("decoder"));
   if (root.has("added_tokens")) c.added_tokens = read_added_tokens(root.at("added_tokens"));
-  if (root.has("truncation")) c.truncation = tok::read_truncation(root.at("truncation"));
+  if (root.has("truncation")) c.truncation = read_truncation(root.at("truncation"));
   check_padding(root);
+  return std::make_unique<Pipeline>(std::move(c));
+}
 
-  auto pipeline = std::make_unique<tok::Pipeline>(std::move(c));
+}  // namespace tok
+
+std::unique_ptr<Tokenizer> Tokenizer::from_tokenizer_json(const std::filesystem::path& file) {
+  const nlohmann::json json = tok::parse_json_file(file.string());
+  auto pipeline = tok::pipeline_from_json(json, file.string());
   const auto names = tok::read_special_token_names(file.parent_path() / "tokenizer_config.json");
   pipeline->set_special_ids(tok::resolve_special_ids(*pipeline, names));
   return pipeline;

@@ -6,6 +6,8 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "export/gguf_reader.h"
+#include "export/gguf_vocab.h"
 #include "tokenize/json_view.h"
 #include "tokenize/pipeline.h"
 #include "tokenize/special_ids.h"
@@ -99,6 +101,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_vocab_txt(const std::filesystem::path
 }
 
 std::unique_ptr<Tokenizer> Tokenizer::from_dir(const std::filesystem::path& dir) {
+  if (gguf::is_gguf_path(dir)) return gguf::load_gguf_tokenizer(dir);  // the tokenizer a GGUF file embeds
   if (std::filesystem::exists(dir / "tokenizer.json")) return from_tokenizer_json(dir / "tokenizer.json");
   if (!std::filesystem::exists(dir / "vocab.txt"))
     fail("{}: no tokenizer.json or vocab.txt (the tokenizer formats tquant reads)", dir.string());

@@ -87,11 +87,13 @@ inline bool candidate(float lo, float hi, float p, bool ceil_zero, const WeightF
   const float hp = hi * p, lp = lo * p;
   s = (hp - lp) / maxq;
   if (!(s > 0.f) || !std::isfinite(s)) return false;
+  if (f.fp16 && !std::isfinite(s = fp16_scale(s))) return false;
   if (f.symmetric) {
     z = static_cast<float>(1 << (f.bits - 1));
   } else {
     const float t = -lp / s;
     z = std::clamp(ceil_zero ? std::ceil(t) : std::floor(t), 0.f, maxq);
+    if (f.fp16 && !fit_fp16_offset(s, z)) return false;
   }
   return true;
 }
@@ -234,8 +236,12 @@ WeightGrid minmax_grid(const Tensor& W, const WeightFormat& f) {
   const float maxq = static_cast<float>(f.max_code());
   for (size_t k = 0; k < lo.size(); ++k) {
     g.scale[k] = (hi[k] - lo[k]) / maxq;
+    if (f.fp16) g.scale[k] = fp16_scale(g.scale[k]);
     g.zero[k] = f.symmetric ? static_cast<float>(1 << (f.bits - 1))
                             : std::clamp(std::nearbyint(-lo[k] / g.scale[k]), 0.f, maxq);
+    if (f.fp16 && (!std::isfinite(g.scale[k]) || (!f.symmetric && !fit_fp16_offset(g.scale[k], g.zero[k]))))
+      fail("minmax_grid: row {}, group {} spans [{}, {}], which no fp16 grid covers (weights beyond fp16's range)",
+           static_cast<int64_t>(k) / L.groups, static_cast<int64_t>(k) % L.groups, lo[k], hi[k]);
   }
   return g;
 }
@@ -269,6 +275,9 @@ void check_grid(const WeightGrid& g, const Tensor& W, const char* where) {
       fail("{}: grid scale {} = {} is not finite and > 0", where, k, g.scale[k]);
     if (!(g.zero[k] >= 0.f && g.zero[k] <= maxq) || g.zero[k] != std::nearbyint(g.zero[k]))
       fail("{}: grid zero {} = {} is not an integer in [0, {}]", where, k, g.zero[k], g.format.max_code());
+    if (!is_fp16_grid_point(g.format, g.scale[k], g.zero[k]))
+      fail("{}: the fp16 grid's scale {} = {} (zero {}) or its offset is not an fp16 value", where, k, g.scale[k],
+           g.zero[k]);
   }
 }
 

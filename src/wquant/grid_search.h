@@ -11,6 +11,9 @@
 //   symmetric:  hi = max|w|, lo = -hi, scale = 2 · max|w| / maxq, zero = 2^(b-1).
 //   lo == hi == 0 (an all-zero row, or a range so small its scale underflows): lo = -1, hi = +1,
 //   as GPTQ does, so the scale is positive and zeros still dequantize to exactly 0.
+// fp16 grids (WeightFormat::fp16, for GGUF export): each scale is rounded to fp16 before the zero
+// point is taken from it; asymmetric, the scale then moves to the nearest fp16 value whose product
+// with the zero point is fp16 (fit_fp16_offset), so that the Q4_1 offset −scale·zero is exact.
 // Deviation from the GPTQ/aespa code: for symmetric grids they leave lo = 0 on a row with no
 // negative value, which halves the scale and clips the row's top half. We use the header's
 // 2·max|w|/maxq for every row.

@@ -66,6 +66,7 @@ WeightFormat parse_format(const json& q, const fs::path& path, const std::string
   const int64_t g = int_field(q, "group_size", path, base == nullptr, base ? static_cast<int>(base->group) : 0);
   f.group = g <= 0 ? 0 : g;  // -1 (as GPTQ writes it) or 0: one group per row
   f.symmetric = bool_field(q, "sym", path, base == nullptr, base ? base->symmetric : false);
+  f.fp16 = bool_field(q, "fp16_grid", path, false, base ? base->fp16 : false);  // absent before GGUF export
   return f;
 }
 
@@ -167,6 +168,9 @@ void check_quantized(const QuantizedWeight& q, const Linear& l) {
       fail("{}: zero point {} (row {}, group {}) is not an integer in 0..{}", n, z, i / gpr, i % gpr, maxq);
     if (f.symmetric && z != static_cast<float>(symmetric_zero(f.bits)))
       fail("{}: symmetric format, but zero point {} (row {}) is not {}", n, z, i / gpr, symmetric_zero(f.bits));
+    if (!is_fp16_grid_point(f, s, z))
+      fail("{}: fp16 grid, but the scale {} (row {}, group {}) or the offset -scale*zero is not an fp16 value", n, s,
+           i / gpr, i % gpr);
   }
   for (int64_t c = 0; c < static_cast<int64_t>(q.zeta.size()); ++c)
     if (!std::isfinite(q.zeta[c])) fail("{}: zeta[{}] = {} is not finite", n, c, q.zeta[c]);
@@ -176,7 +180,7 @@ void check_quantized(const QuantizedWeight& q, const Linear& l) {
 }
 
 bool same_format(const WeightFormat& a, const WeightFormat& b) {
-  return a.bits == b.bits && a.group == b.group && a.symmetric == b.symmetric;
+  return a.bits == b.bits && a.group == b.group && a.symmetric == b.symmetric && a.fp16 == b.fp16;
 }
 
 // Rows of several [rows_i, cols] matrices (or codes) stacked.
@@ -334,6 +338,9 @@ QuantizedWeight read_quantized_linear(const Checkpoint& ckpt, const std::string&
       fail("{}: zero point {} at row {}, group {}: the format is symmetric, so it must be {}", zp.where, z,
            i / groups, i % groups, symmetric_zero(f.bits));
     q.grid.zero[i] = static_cast<float>(z);
+    if (!is_fp16_grid_point(f, q.grid.scale[i], q.grid.zero[i]))
+      fail("{}: quantization_config says fp16_grid, but at row {}, group {} the scale {:.9g} or the offset "
+           "-scale*zero (zero point {}) is not an fp16 value", sc.where, i / groups, i % groups, q.grid.scale[i], z);
   }
 
   if (ckpt.has(prefix + ".zeta")) {
@@ -577,7 +584,7 @@ void write_quantized_checkpoint(const Model& model, const std::map<std::string, 
   // config.json
   // The format's own keys first, then the method's description (which cannot override them).
   static const std::set<std::string> kReserved = {"quant_method", "format_version", "fake_quantized", "bits",
-                                                  "group_size", "sym", "modules", "overrides"};
+                                                  "group_size", "sym", "fp16_grid", "modules", "overrides"};
   ordered_json info = ordered_json::object();
   if (!fake) info["quant_method"] = kQuantMethod;
   info["format_version"] = kFormatVersion;
@@ -597,12 +604,15 @@ void write_quantized_checkpoint(const Model& model, const std::map<std::string, 
     info["bits"] = def.bits;
     info["group_size"] = def.group == 0 ? -1 : def.group;
     info["sym"] = def.symmetric;
+    if (def.fp16) info["fp16_grid"] = true;  // written only when set: older readers see the same keys
     for (const QuantizedModule& q : modules) {
       names.push_back(q.prefix);
-      if (!same_format(q.format, def))
+      if (!same_format(q.format, def)) {
         overrides[q.prefix] = {{"bits", q.format.bits},
                                {"group_size", q.format.group == 0 ? -1 : q.format.group},
                                {"sym", q.format.symmetric}};
+        if (q.format.fp16 != def.fp16) overrides[q.prefix]["fp16_grid"] = q.format.fp16;
+      }
     }
   }
   if (method_info.is_object())

@@ -36,7 +36,8 @@ std::optional<QuantizationConfig> parse_quantization_config(const nlohmann::json
 
 // Reads and validates <prefix>.qweight / .scales / .zeros (/ .zeta) of a [out, in] linear layer
 // stored in format `f`: dtypes, shapes, codes and zero points within 0..2^bits-1, padding bits
-// zero, scales finite and > 0, ζ finite, symmetric zero points at 2^(bits-1). Errors name the
+// zero, scales finite and > 0 (fp16 values, with fp16 offsets −scale·zero, for an fp16 grid),
+// ζ finite, symmetric zero points at 2^(bits-1). Errors name the
 // file, the tensor and the problem.
 QuantizedWeight read_quantized_linear(const Checkpoint& checkpoint, const std::string& prefix,
                                       const WeightFormat& f, int64_t out, int64_t in);
@@ -51,7 +52,8 @@ QuantizedWeight read_quantized_linear(const Checkpoint& checkpoint, const std::s
 //     that the model does not map are copied byte for byte; tied embeddings stay tied (and their
 //     safetensors alias survives) unless the head was quantized, which unties them;
 //   * config.json: the input's, plus quantization_config ({"quant_method": "tquant",
-//     "format_version": 1, "bits", "group_size", "sym", "modules", ..., `method_info` merged});
+//     "format_version": 1, "bits", "group_size", "sym", ["fp16_grid": true,] "modules", ...,
+//     `method_info` merged});
 //     with `fake` no quantization_config but a "tquant" provenance object instead;
 //   * every other file of the input folder (tokenizer, generation config, ...), copied.
 // Atomic: built in "<out_dir>.tmp-<pid>" (removed on error and on SIGINT/SIGTERM/SIGHUP), then

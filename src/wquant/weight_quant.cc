@@ -3,8 +3,10 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/error.h"
+#include "io/half.h"
 
 namespace tquant::wq {
 
@@ -14,6 +16,60 @@ void check_format(const WeightFormat& f, int64_t cols, const char* where) {
   if (f.group < 0) fail("{}: group size {} is negative", where, f.group);
   if (f.group > 0 && cols % f.group != 0)
     fail("{}: group size {} does not divide the {} input columns", where, f.group, cols);
+}
+
+namespace {
+
+bool is_fp16_value(float v) { return std::isfinite(v) && f16_to_f32(f32_to_f16(v)) == v; }
+
+}  // namespace
+
+float fp16_scale(float s) {
+  const float r = f16_to_f32(f32_to_f16(s));
+  if (r == 0.f && s > 0.f) return 0x1p-24f;  // the smallest positive binary16 (subnormal)
+  return r;
+}
+
+bool fit_fp16_offset(float& s, float z) {
+  if (z == 0.f) return is_fp16_value(s) && s > 0.f;
+  auto qualifies = [&](uint16_t h) {
+    const float v = f16_to_f32(h);
+    return v > 0.f && std::isfinite(v) && is_fp16_value(v * z);
+  };
+  const uint16_t h0 = f32_to_f16(s);
+  if (h0 == 0 || h0 >= 0x7c00u) return false;
+  // Positive binary16 bit patterns are ordered like their values; step outwards from s. The
+  // spacing halves below a power of two, so the nearest by value is not always the nearest by
+  // pattern: keep going while a farther pattern could still be nearer (each step moves at least
+  // half the spacing above s; within 64 steps at most one power of two is crossed).
+  const float v0 = f16_to_f32(h0);
+  if (qualifies(h0)) {
+    s = v0;
+    return true;
+  }
+  const float min_step = (f16_to_f32(static_cast<uint16_t>(h0 + 1)) - v0) / 2;
+  bool found = false;
+  float best = 0.f, best_dist = 0.f;
+  for (int k = 1; k <= 64; ++k) {
+    if (found && static_cast<float>(k) * min_step > best_dist) break;
+    for (const int h : {h0 - k, h0 + k}) {
+      if (h < 1 || h > 0x7bff || !qualifies(static_cast<uint16_t>(h))) continue;
+      const float v = f16_to_f32(static_cast<uint16_t>(h)), dist = std::fabs(v - s);
+      if (!found || dist < best_dist || (dist == best_dist && v < best)) {  // ties: the smaller scale
+        best = v;
+        best_dist = dist;
+      }
+      found = true;
+    }
+  }
+  if (found) s = best;
+  return found;
+}
+
+bool is_fp16_grid_point(const WeightFormat& f, float s, float z) {
+  if (!f.fp16) return true;
+  if (!is_fp16_value(s) || !(s > 0.f)) return false;
+  return f.symmetric || z == 0.f || is_fp16_value(s * z);
 }
 
 Tensor QuantizedWeight::dequantize() const {

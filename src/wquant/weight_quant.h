@@ -23,12 +23,30 @@ struct WeightFormat {
   bool symmetric = false;  // asymmetric is the §4 default
   int64_t group = 0;       // 0: one (scale, zero) per output row; else per row and per `group`
                            // consecutive input columns (must divide cols)
+  // fp16 grid: every scale is an IEEE binary16 value and, asymmetric, so is the offset
+  // −scale·zero, so that GGUF's Q4_0 / Q4_1 / Q8_0 blocks (fp16 d, and m for Q4_1) hold the grid
+  // without rounding (export/gguf_export.h). The grid constructors (grid_search.h) then round
+  // each scale to fp16, take the zero point from the rounded scale and, asymmetric, move the
+  // scale to the nearest fp16 value s with s·zero an fp16 value (fit_fp16_offset).
+  bool fp16 = false;
   int64_t groups_per_row(int64_t cols) const { return group == 0 ? 1 : cols / group; }
   int32_t max_code() const { return (1 << bits) - 1; }
 };
 
 // Fails with a message naming `where` when bits are out of 2..8 or the group does not divide cols.
 void check_format(const WeightFormat& f, int64_t cols, const char* where);
+
+// fp16 grids. fp16_scale: the nearest binary16 value of a scale s > 0 (ties to even); a scale
+// below the smallest positive binary16 becomes it, one beyond the largest finite becomes +inf.
+float fp16_scale(float s);
+// For an integral zero point z in 0..255 and an fp16 scale s: the fp16 value nearest to s (s
+// itself when it qualifies) whose product with z is an fp16 value, searched over the 64 nearest
+// binary16 values on each side (one in every 16 consecutive ones qualifies for z <= 15); false
+// when none does. s·z is then exact in float32 as well (at most 19 significant bits).
+bool fit_fp16_offset(float& s, float z);
+// Whether (s, z) is a point of format f's grid as far as the fp16 constraint goes (always true
+// when f.fp16 is false).
+bool is_fp16_grid_point(const WeightFormat& f, float s, float z);
 
 // One (scale, zero) per row and column group. Groups are contiguous in the ORIGINAL column
 // order even under act-order (GPTQ's "static groups"), so the stored format needs no g_idx.
