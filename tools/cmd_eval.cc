@@ -19,6 +19,7 @@
 #include "model/point_names.h"
 #include "ptq/gamma_migration.h"
 #include "ptq/token_clipping.h"
+#include "ptq/token_clipping_fine.h"
 #include "quant/calibration.h"
 #include "quant/recipe.h"
 #include "tokenize/tokenizer.h"
@@ -37,6 +38,8 @@ struct Options {
   uint64_t seed = 0;
   bool gamma_migration = false;
   std::string token_clipping;
+  int fine_epochs = 3;
+  double fine_lr = 1e-5;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -200,13 +203,27 @@ std::unique_ptr<Hooks> prepare_quantization(const Options& o, Model& model, nloh
   Calibration c;
   std::map<std::string, std::string> weights;
   if (!o.token_clipping.empty()) {
-    if (o.token_clipping != "coarse") fail("--token-clipping must be \"coarse\" (the fine stage needs training)");
+    if (o.token_clipping != "coarse" && o.token_clipping != "fine")
+      fail("--token-clipping must be \"coarse\" or \"fine\", got \"{}\"", o.token_clipping);
     if (o.calib.empty()) fail("--token-clipping needs --calib FILE");
     check_calibration_is_not_evaluation(o);
     // The ratio search runs with FP weights, as in the paper; the weights are quantized after.
     const auto batches = calibration_batches(o, model);
     const TokenClippingResult t = token_wise_clipping_coarse(model, recipe, batches);
     c = t.calibration;
+    if (o.token_clipping == "fine") {
+      const auto t1 = std::chrono::steady_clock::now();
+      TokenClippingFineOptions fo;
+      fo.epochs = o.fine_epochs;
+      fo.lr = o.fine_lr;
+      const TokenClippingFineResult f = token_wise_clipping_fine(model, c, batches, fo);
+      c = f.calibration;
+      fmt::print("clip    token-wise clipping (fine): {} epochs of LSQ+ on the ranges, logit MSE {:.5g} -> {:.5g} in {:.2f} s\n",
+                 fo.epochs, f.mse_before, f.mse_after, seconds_since(t1));
+      report["token_clipping_fine"] = {{"epochs", fo.epochs}, {"lr", fo.lr}, {"epoch_mse", f.epoch_mse},
+                                       {"mse_before", f.mse_before}, {"mse_after", f.mse_after},
+                                       {"seconds", seconds_since(t1)}};
+    }
     weights = quantize_weights(model, recipe);
     fmt::print("clip    token-wise clipping (coarse) chose ratio {:.2f} from {} candidates in {:.2f} s (logit MSE {:.5g}, "
                "at 1.00: {:.5g})\n", t.ratio, t.grid.size(), seconds_since(t0),
@@ -214,12 +231,12 @@ std::unique_ptr<Hooks> prepare_quantization(const Options& o, Model& model, nloh
     report["token_clipping"] = {{"stage", "coarse"}, {"ratio", t.ratio}, {"grid", t.grid}, {"logits_mse", t.logits_mse},
                                 {"seconds", seconds_since(t0)}};
   } else {
-    weights = quantize_weights(model, recipe);
+    if (!o.load_calibration.empty()) c = load_calibration(o.load_calibration);
+    weights = quantize_weights(model, recipe, c.weight_params);
   }
   if (!o.token_clipping.empty()) {
     // calibrated above
   } else if (!o.load_calibration.empty()) {
-    c = load_calibration(o.load_calibration);
     if (c.recipe != recipe.name)
       fail("{}: calibrated for recipe \"{}\", not \"{}\"", o.load_calibration, c.recipe, recipe.name);
     fmt::print("calib   loaded {} activation quantizers from {}\n", c.points.size(), o.load_calibration);
@@ -289,7 +306,12 @@ const bool registered = register_command("eval", "Evaluate a model: perplexity (
   app.add_option("--save-calibration", o->save_calibration, "Save the calibrated ranges as JSON");
   app.add_option("--load-calibration", o->load_calibration, "Use ranges saved by --save-calibration");
   app.add_flag("--gamma-migration", o->gamma_migration, "Apply Outlier Suppression's Gamma Migration first");
-  app.add_option("--token-clipping", o->token_clipping, "Outlier Suppression's Token-Wise Clipping: coarse");
+  app.add_option("--token-clipping", o->token_clipping,
+                 "Outlier Suppression's Token-Wise Clipping: coarse, or fine (coarse, then LSQ+ on the ranges)");
+  app.add_option("--fine-epochs", o->fine_epochs, "Token-Wise Clipping fine stage: epochs over the calibration batches")
+      ->capture_default_str();
+  app.add_option("--fine-lr", o->fine_lr, "Token-Wise Clipping fine stage: Adam learning rate (cosine to 0)")
+      ->capture_default_str();
   return [o] { return run(*o); };
 });
 

@@ -127,6 +127,12 @@ void add_inplace(float* x, const float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] += y[i];
 }
 
+void scale_columns_inplace(float* x, int64_t rows, int64_t cols, const float* scale) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < cols; ++j) x[r * cols + j] *= scale[j];
+}
+
 void rope_inplace(float* x, int64_t batch, int64_t seq, int64_t heads, int64_t head_dim, float theta,
                   bool inverse) {
   const int64_t half = head_dim / 2;

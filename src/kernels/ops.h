@@ -30,6 +30,8 @@ void tanh_inplace(float* x, int64_t n);
 
 // x += y
 void add_inplace(float* x, const float* y, int64_t n);
+// x[r, j] *= scale[j] for every row r of a [rows, cols] buffer.
+void scale_columns_inplace(float* x, int64_t rows, int64_t cols, const float* scale);
 
 // Rotary embeddings in HF's rotate_half layout: within each head, element i pairs with
 // i + head_dim/2. x is [B, T, heads*head_dim]; positions are 0..T-1 per sequence.

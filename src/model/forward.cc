@@ -161,13 +161,7 @@ class Pass {
 
   // x[:, j] *= scale[j]; nothing when the scale is empty.
   static void scale_channels(Tensor& x, const Tensor& scale) {
-    if (scale.empty()) return;
-    const int64_t d = x.cols();
-    float* p = x.data();
-    const float* g = scale.data();
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < x.rows(); ++r)
-      for (int64_t j = 0; j < d; ++j) p[r * d + j] *= g[j];
+    if (!scale.empty()) scale_columns_inplace(x.data(), x.rows(), x.cols(), scale.data());
   }
 
   void residual(int layer, const char* point, Tensor& x, const Tensor& branch) {

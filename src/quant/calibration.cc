@@ -125,26 +125,32 @@ ValidView valid_part(const Tensor& x, const BatchInfo& batch) {
   return v;
 }
 
-std::map<std::string, std::string> quantize_weights(Model& model, const Recipe& recipe) {
+QuantParams estimate_weight_params(const Linear& l, const TensorQuantSpec& spec) {
+  ObserverOptions o;
+  o.point = l.name + ".weight";
+  o.percentile = spec.percentile;
+  const Granularity g = parse_granularity(spec.granularity);
+  o.grouping = g == Granularity::PerChannel ? per_channel(0)
+               : g == Granularity::PerGroup ? per_group(spec.group_size)
+                                            : per_tensor();
+  auto obs = make_range_observer(spec.estimator, o);
+  obs->observe(l.weight);
+  return obs->finalize(spec.bits, spec.symmetric);
+}
+
+std::map<std::string, std::string> quantize_weights(Model& model, const Recipe& recipe,
+                                                    const std::map<std::string, QuantParams>& fixed) {
   std::map<std::string, std::string> out;
   for (Linear* l : model.linears()) {
     const auto spec = recipe.weight_spec(l->name);
     if (!spec) continue;
-    ObserverOptions o;
-    o.point = l->name + ".weight";
-    o.percentile = spec->percentile;
-    const Granularity g = parse_granularity(spec->granularity);
-    o.grouping = g == Granularity::PerChannel ? per_channel(0)
-                 : g == Granularity::PerGroup ? per_group(spec->group_size)
-                                              : per_tensor();
-    auto obs = make_range_observer(spec->estimator, o);
-    obs->observe(l->weight);
-    const QuantParams p = obs->finalize(spec->bits, spec->symmetric);
+    const auto f = fixed.find(l->name);
+    const QuantParams p = f != fixed.end() ? f->second : estimate_weight_params(*l, *spec);
     // A tied head shares the embedding's storage: quantize a private copy.
     Tensor w = l->weight.clone();
-    fake_quantize(w, p, o.point);
+    fake_quantize(w, p, l->name + ".weight");
     l->weight = std::move(w);
-    out[l->name] = describe(*spec);
+    out[l->name] = describe(*spec) + (f != fixed.end() ? " (trained scales)" : "");
   }
   return out;
 }
@@ -190,12 +196,17 @@ void FakeQuantHook::on_activation(const std::string& point, Tensor& x, const Bat
 }
 
 void save_calibration(const std::filesystem::path& file, const Calibration& c) {
+  write_text_atomically(file, calibration_json(c));
+}
+
+std::string calibration_json(const Calibration& c) {
   nlohmann::json j;
   j["format"] = "tquant-calibration-1";
   j["recipe"] = c.recipe;
   j["weights"] = c.weights;
   for (const auto& [point, p] : c.points) j["points"][point] = p;
-  write_text_atomically(file, j.dump(1) + "\n");
+  for (const auto& [linear, p] : c.weight_params) j["weight_params"][linear] = p;
+  return j.dump(1) + "\n";
 }
 
 Calibration load_calibration(const std::filesystem::path& file) {
@@ -215,6 +226,9 @@ Calibration load_calibration(const std::filesystem::path& file) {
   if (!j.contains("points") || !j["points"].is_object()) fail("{}: field \"points\" is missing", file.string());
   for (const auto& [point, p] : j["points"].items())
     c.points[point] = quant_params_from_json(p, fmt::format("{}: points.{}", file.string(), point));
+  if (j.contains("weight_params"))
+    for (const auto& [linear, p] : j["weight_params"].items())
+      c.weight_params[linear] = quant_params_from_json(p, fmt::format("{}: weight_params.{}", file.string(), linear));
   return c;
 }
 

@@ -24,15 +24,24 @@ struct Calibration {
   std::string recipe;
   std::map<std::string, QuantParams> points;  // activation point -> parameters
   std::map<std::string, std::string> weights;  // linear -> a one-line description of its quantizer
+  // linear -> its weight quantizer, when fixed by training (QAT) rather than estimated from the
+  // weights; empty for post-training recipes.
+  std::map<std::string, QuantParams> weight_params;
 };
 
-// Fake-quantizes every linear's weight that the recipe quantizes; returns linear -> description.
-std::map<std::string, std::string> quantize_weights(Model& model, const Recipe& recipe);
+// The quantizer the recipe's estimator gives a linear's weight under `spec`.
+QuantParams estimate_weight_params(const Linear& l, const TensorQuantSpec& spec);
+
+// Fake-quantizes every linear's weight that the recipe quantizes, with `fixed` parameters where
+// given (QAT's learnt scales) and estimated ones elsewhere; returns linear -> description.
+std::map<std::string, std::string> quantize_weights(Model& model, const Recipe& recipe,
+                                                    const std::map<std::string, QuantParams>& fixed = {});
 
 // Runs `batches` through the model with observers on every point the recipe quantizes.
 Calibration calibrate_activations(const Model& model, const Recipe& recipe, const std::vector<Batch>& batches);
 
 void save_calibration(const std::filesystem::path& file, const Calibration& c);
+std::string calibration_json(const Calibration& c);  // what save_calibration writes
 Calibration load_calibration(const std::filesystem::path& file);
 
 // Applies the calibrated parameters in place at each point (per-token points are dynamic).

@@ -2,6 +2,7 @@
 
 #include <fstream>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/temp_dir.h"
 #include "core/text_file.h"
@@ -29,7 +30,8 @@ void write_json(const fs::path& path, const json& j) {
 
 void write_training_folder(const fs::path& out, const json& config, const std::vector<TensorToWrite>& model_tensors,
                            const fs::path& tokenizer_dir, const json& trainer_state, const AdamW* optimizer,
-                           const std::vector<Parameter>* params) {
+                           const std::vector<Parameter>* params,
+                           const std::vector<std::pair<std::string, std::string>>& extra_files) {
   TempDir tmp(TempDir::path_beside(out));
   const fs::path dir = tmp.path();
   write_json(dir / "config.json", config);
@@ -49,6 +51,7 @@ void write_training_folder(const fs::path& out, const json& config, const std::v
     }
     write_safetensors(dir / kOptimizerFile, moments, {{"steps", std::to_string(optimizer->steps())}});
   }
+  for (const auto& [name, text] : extra_files) write_text_atomically(dir / name, text);
   write_json(dir / kTrainerStateFile, trainer_state);
   tmp.move_to(out);
 }

@@ -28,7 +28,8 @@ std::vector<TensorToWrite> parameter_tensors(const std::vector<Parameter>& param
 void write_training_folder(const std::filesystem::path& out, const nlohmann::ordered_json& config,
                            const std::vector<TensorToWrite>& model_tensors, const std::filesystem::path& tokenizer_dir,
                            const nlohmann::ordered_json& trainer_state, const AdamW* optimizer,
-                           const std::vector<Parameter>* params);
+                           const std::vector<Parameter>* params,
+                           const std::vector<std::pair<std::string, std::string>>& extra_files = {});
 
 // An existing --out is replaced only when it is empty or a training folder (it holds
 // trainer_state.json); with resume it must be one.

@@ -1,5 +1,7 @@
 #include "train/trainable.h"
 
+#include <fmt/format.h>
+
 #include <cstring>
 #include <functional>
 
@@ -9,6 +11,7 @@
 #include "train/attention_grads.h"
 #include "train/layer_grads.h"
 #include "train/lm_batches.h"
+#include "train/quant_graph.h"
 
 namespace tquant::train {
 namespace {
@@ -25,7 +28,7 @@ struct BlockState {
   Tensor x0;          // block input
   NormState n1, n2;   // pre-norm: on x0 and x1; post-norm: on the two residual sums
   Tensor h1;          // attention input: norm1(x0) (pre-norm) or x0 (post-norm)
-  Tensor q, k, v, probs, ctx;
+  Tensor q, k, v, probs, ctx;  // probs as the context used them (quantized in QAT)
   Tensor x1;          // after attention: x0 + attn (pre-norm) or LN1(x0 + attn) (post-norm)
   Tensor h2;          // FFN input: norm2(x1) (pre-norm) or x1 (post-norm)
   Tensor g, u, a;     // gate and up projections (before the activation), FFN hidden
@@ -36,9 +39,9 @@ Tensor copy_of(const Tensor& t) { return t.clone(); }
 class Pass {
  public:
   Pass(TrainableModel& tm, const Batch& batch, const Dropout& dropout, uint64_t key, bool backward,
-       std::function<float*(const Tensor&)> grad)
+       std::function<float*(const Tensor&)> grad, QuantGraph* quant)
       : m_(tm.model()), c_(m_.config()), batch_(batch), drop_(dropout), key_(key), backward_(backward),
-        grad_(std::move(grad)) {
+        grad_(std::move(grad)), quant_(quant) {
     N_ = int64_t{batch.batch} * batch.seq;
     shape_.batch = batch.batch;
     shape_.seq = batch.seq;
@@ -49,7 +52,9 @@ class Pass {
     shape_.lengths = batch.lengths.data();
   }
 
-  LossSum run(const Targets& targets, float grad_scale) {
+  LossSum run(const Targets& targets, float grad_scale, Tensor* logits) {
+    logits_out_ = logits;
+    if (quant_) quant_->begin_pass(backward_);
     Tensor x = embed_forward();
     blocks_.resize(c_.layers);
     for (int i = 0; i < c_.layers; ++i) x = block_forward(i, x);
@@ -58,6 +63,7 @@ class Pass {
     if (!backward_) return loss;
     for (int i = c_.layers - 1; i >= 0; --i) dx = block_backward(i, dx);
     embed_backward(dx);
+    if (quant_) quant_->end_pass(grad_);
     return loss;
   }
 
@@ -68,25 +74,45 @@ class Pass {
     if (p > 0.f) dropout_inplace(t.data(), t.numel(), p, site_key(layer, site));
   }
 
+  // ---- fake quantization (QAT) -----------------------------------------------------------
+
+  // The point's name as the inference forward hooks it (docs/hooks.md); "" when not quantized.
+  std::string quantized_point(int layer, const char* point) const {
+    if (!quant_) return {};
+    std::string name = layer >= 0 ? fmt::format("layers.{}.{}", layer, point) : std::string(point);
+    return quant_->quantizes(name) ? name : std::string();
+  }
+  void fq(int layer, const char* point, Tensor& x) {
+    if (const std::string n = quantized_point(layer, point); !n.empty()) quant_->forward(n, x);
+  }
+  void fq_back(int layer, const char* point, Tensor& d) {
+    if (const std::string n = quantized_point(layer, point); !n.empty()) quant_->backward(n, d);
+  }
+
   // ---- primitives -------------------------------------------------------------------------
+
+  const float* weight_of(const Linear& l) const { return quant_ ? quant_->weight(l) : l.weight.data(); }
 
   Tensor linear(const Linear& l, const Tensor& x) {
     Shape shape = x.shape();
     shape.back() = l.out();
     Tensor y = Tensor::uninitialized(shape);
-    linear_forward(x.data(), x.rows(), x.cols(), l.weight.data(), l.bias.empty() ? nullptr : l.bias.data(), l.out(),
+    linear_forward(x.data(), x.rows(), x.cols(), weight_of(l), l.bias.empty() ? nullptr : l.bias.data(), l.out(),
                    y.data());
+    fq(-1, (l.name + ".out").c_str(), y);
     return y;
   }
-  // dx (written, or added when `accumulate`) and the layer's parameter gradients.
-  void linear_back(const Linear& l, const Tensor& x, const Tensor& dy, Tensor& dx, bool accumulate) {
+  // dy (of the output, as quantized) becomes that of the unquantized output; then dx (written,
+  // or added when `accumulate`) and the layer's parameter gradients.
+  void linear_back(const Linear& l, const Tensor& x, Tensor& dy, Tensor& dx, bool accumulate) {
+    fq_back(-1, (l.name + ".out").c_str(), dy);
     if (dx.empty()) dx = Tensor::uninitialized(x.shape()), accumulate = false;
-    linear_backward(x.data(), x.rows(), x.cols(), l.weight.data(), l.out(), dy.data(), dx.data(), accumulate,
-                    grad_(l.weight), grad_(l.bias));
+    float* dw = quant_ && quant_->quantizes_weight(l) ? quant_->weight_grad(l) : grad_(l.weight);
+    linear_backward(x.data(), x.rows(), x.cols(), weight_of(l), l.out(), dy.data(), dx.data(), accumulate, dw,
+                    grad_(l.bias));
   }
 
   Tensor norm(const Norm& n, const Tensor& x, NormState& st) {
-    if (!n.residual_scale.empty()) fail("norm {} carries a Gamma Migration residual scale; train before migrating", n.name);
     Tensor y = Tensor::uninitialized(x.shape());
     const int64_t rows = x.rows(), d = x.cols();
     st.in = x;
@@ -120,6 +146,11 @@ class Pass {
     }
   }
 
+  // Gamma Migration's residual shortcut (post-norm): the producer's output ⊙ its residual scale.
+  static void scale_channels(Tensor& x, const Tensor& scale) {
+    if (!scale.empty()) scale_columns_inplace(x.data(), x.rows(), x.cols(), scale.data());
+  }
+
   static Tensor sum(const Tensor& a, const Tensor& b) {
     Tensor y = a.clone();
     add_inplace(y.data(), b.data(), y.numel());
@@ -142,8 +173,12 @@ class Pass {
     hooks.add(capture);
     Tensor x = m_.embed(batch_, &hooks);
     if (c_.embedding_norm) {
+      fq(-1, "embed.out", capture->sum);
       x = norm(m_.embedding_norm, capture->sum, embed_norm_);
+      fq(-1, "embed.norm.out", x);
       dropout(x, drop_.hidden, -1, kEmbedding);
+    } else {
+      fq(-1, "embed.out", x);
     }
     return x;
   }
@@ -153,10 +188,12 @@ class Pass {
     Tensor de;
     if (c_.embedding_norm) {
       dropout(dx, drop_.hidden, -1, kEmbedding);
+      fq_back(-1, "embed.norm.out", dx);
       norm_back(m_.embedding_norm, embed_norm_, dx, de, false);
     } else {
       de = dx;
     }
+    fq_back(-1, "embed.out", de);
     embedding_backward(batch_.ids.data(), N_, D, de.data(), grad_(m_.token_embedding));
     if (!m_.position_embedding.empty()) {
       std::vector<int32_t> pos(N_);
@@ -180,13 +217,35 @@ class Pass {
       rope_inplace(s.q.data(), batch_.batch, batch_.seq, c_.heads, c_.head_dim, c_.rope_theta);
       rope_inplace(s.k.data(), batch_.batch, batch_.seq, c_.kv_heads, c_.head_dim, c_.rope_theta);
     }
+    fq(layer, "attn.query", s.q);
+    fq(layer, "attn.key", s.k);
     s.probs = Tensor::uninitialized({batch_.batch, c_.heads, batch_.seq, batch_.seq});
     s.ctx = Tensor::uninitialized(s.q.shape());
+    const AttentionQuant aq = attention_quant(layer, false);
     train::attention_forward(shape_, s.q.data(), s.k.data(), s.v.data(), s.probs.data(), s.ctx.data(), drop_.attention,
-                             site_key(layer, kProbs));
+                             site_key(layer, kProbs), &aq);
+    fq(layer, "attn.context", s.ctx);
     Tensor o = linear(b.o, s.ctx);
     dropout(o, drop_.hidden, layer, kAttnOut);
     return o;
+  }
+
+  // The scores and probabilities quantizers of a layer, as attention callbacks (none when the
+  // graph does not quantize them).
+  AttentionQuant attention_quant(int layer, bool for_backward) {
+    AttentionQuant aq;
+    const Shape shape = {batch_.batch, c_.heads, batch_.seq, batch_.seq};
+    auto view = [shape](float* p) { return Tensor::view(p, shape, nullptr); };
+    if (std::string n = quantized_point(layer, "attn.scores"); !n.empty()) {
+      aq.scores = [this, n, view](float* p) { Tensor t = view(p); quant_->forward(n, t); };
+      aq.scores_backward = [this, n, view](float* d) { Tensor t = view(d); quant_->backward(n, t); };
+    }
+    if (std::string n = quantized_point(layer, "attn.probs"); !n.empty()) {
+      aq.probs = [this, n, view](float* p) { Tensor t = view(p); quant_->forward(n, t); };
+      aq.probs_backward = [this, n, view](float* d) { Tensor t = view(d); quant_->backward(n, t); };
+      if (for_backward) aq.softmax = quant_->saved_input(n).data();
+    }
+    return aq;
   }
 
   // d(attention output) → d(attention input), accumulated into dh.
@@ -194,10 +253,14 @@ class Pass {
     dropout(dout, drop_.hidden, layer, kAttnOut);
     Tensor dctx;
     linear_back(b.o, s.ctx, dout, dctx, false);
+    fq_back(layer, "attn.context", dctx);
     Tensor dq = Tensor::uninitialized(s.q.shape()), dk = Tensor::uninitialized(s.k.shape()),
            dv = Tensor::uninitialized(s.v.shape());
+    const AttentionQuant aq = attention_quant(layer, true);
     train::attention_backward(shape_, s.q.data(), s.k.data(), s.v.data(), s.probs.data(), dctx.data(), dq.data(),
-                              dk.data(), dv.data(), drop_.attention, site_key(layer, kProbs));
+                              dk.data(), dv.data(), drop_.attention, site_key(layer, kProbs), &aq);
+    fq_back(layer, "attn.query", dq);
+    fq_back(layer, "attn.key", dk);
     if (c_.positions == Positions::Rotary) {
       rope_backward_inplace(dq.data(), batch_.batch, batch_.seq, c_.heads, c_.head_dim, c_.rope_theta);
       rope_backward_inplace(dk.data(), batch_.batch, batch_.seq, c_.kv_heads, c_.head_dim, c_.rope_theta);
@@ -222,6 +285,7 @@ class Pass {
       s.a = s.u.clone();
       activate(s.a);
     }
+    fq(layer, "ffn.act.out", s.a);
     Tensor f = linear(b.down, s.a);
     dropout(f, drop_.hidden, layer, kFfnOut);
     return f;
@@ -231,6 +295,7 @@ class Pass {
     dropout(dout, drop_.hidden, layer, kFfnOut);
     Tensor da;
     linear_back(b.down, s.a, dout, da, false);
+    fq_back(layer, "ffn.act.out", da);
     if (c_.gated_ffn) {
       // a = act(g) ⊙ u
       Tensor act = s.g.clone();
@@ -259,14 +324,31 @@ class Pass {
     s.x0 = x;
     if (c_.pre_norm) {
       s.h1 = norm(b.attn_norm, x, s.n1);
+      fq(i, "attn.norm.out", s.h1);
       s.x1 = sum(x, attention_forward_(i, b, s));
+      fq(i, "attn.residual_sum", s.x1);
       s.h2 = norm(b.ffn_norm, s.x1, s.n2);
-      return sum(s.x1, ffn_forward(i, b, s));
+      fq(i, "ffn.norm.out", s.h2);
+      Tensor y = sum(s.x1, ffn_forward(i, b, s));
+      fq(i, "ffn.residual_sum", y);
+      return y;
     }
     s.h1 = x;
-    s.x1 = norm(b.attn_norm, sum(x, attention_forward_(i, b, s)), s.n1);
+    const Norm& producer = i == 0 ? m_.embedding_norm : m_.blocks[i - 1].ffn_norm;
+    Tensor shortcut = x;
+    if (!producer.residual_scale.empty()) scale_channels(shortcut = x.clone(), producer.residual_scale);
+    Tensor u = sum(shortcut, attention_forward_(i, b, s));
+    fq(i, "attn.residual_sum", u);
+    s.x1 = norm(b.attn_norm, u, s.n1);
+    fq(i, "attn.norm.out", s.x1);
     s.h2 = s.x1;
-    return norm(b.ffn_norm, sum(s.x1, ffn_forward(i, b, s)), s.n2);
+    shortcut = s.x1;
+    if (!b.attn_norm.residual_scale.empty()) scale_channels(shortcut = s.x1.clone(), b.attn_norm.residual_scale);
+    Tensor y = sum(shortcut, ffn_forward(i, b, s));
+    fq(i, "ffn.residual_sum", y);
+    y = norm(b.ffn_norm, y, s.n2);
+    fq(i, "ffn.norm.out", y);
+    return y;
   }
 
   // The gradient of the block's output → that of its input.
@@ -275,23 +357,33 @@ class Pass {
     const BlockState& s = blocks_[i];
     if (c_.pre_norm) {
       // x2 = x1 + ffn(norm2(x1)); x1 = x0 + attn(norm1(x0))
+      fq_back(i, "ffn.residual_sum", dy);
       Tensor dout = copy_of(dy), dh2;
       ffn_backward(i, b, s, dout, dh2);
+      fq_back(i, "ffn.norm.out", dh2);
       Tensor dx1 = dy;  // owned by us: the residual path
       norm_back(b.ffn_norm, s.n2, dh2, dx1, true);
+      fq_back(i, "attn.residual_sum", dx1);
       Tensor dattn = copy_of(dx1), dh1;
       attention_backward_(i, b, s, dattn, dh1);
+      fq_back(i, "attn.norm.out", dh1);
       norm_back(b.attn_norm, s.n1, dh1, dx1, true);
       return dx1;
     }
     // x2 = LN2(x1 + ffn(x1)); x1 = LN1(x0 + attn(x0))
+    fq_back(i, "ffn.norm.out", dy);
     Tensor ds2;
     norm_back(b.ffn_norm, s.n2, dy, ds2, false);
+    fq_back(i, "ffn.residual_sum", ds2);
     Tensor dffn = copy_of(ds2);
+    scale_channels(ds2, b.attn_norm.residual_scale);  // the shortcut's share
     ffn_backward(i, b, s, dffn, ds2);  // ds2 becomes d x1 (residual + FFN input)
+    fq_back(i, "attn.norm.out", ds2);
     Tensor ds1;
     norm_back(b.attn_norm, s.n1, ds2, ds1, false);
+    fq_back(i, "attn.residual_sum", ds1);
     Tensor dattn = copy_of(ds1);
+    scale_channels(ds1, (i == 0 ? m_.embedding_norm : m_.blocks[i - 1].ffn_norm).residual_scale);
     attention_backward_(i, b, s, dattn, ds1);  // ds1 becomes d x0
     return ds1;
   }
@@ -330,40 +422,66 @@ class Pass {
         if (!t.tokens) fail("{}: a language-model head needs per-token labels", c_.architecture);
         if (static_cast<int64_t>(t.tokens->size()) != N_)
           fail("{} labels for a batch of {} x {}", t.tokens->size(), batch_.batch, batch_.seq);
-        return c_.head == Head::CausalLM ? causal_head(x, *t.tokens, grad_scale, dx)
-                                         : masked_head(x, *t.tokens, grad_scale, dx);
+        return c_.head == Head::CausalLM ? causal_head(x, *t.tokens, t, grad_scale, dx)
+                                         : masked_head(x, *t.tokens, t, grad_scale, dx);
       case Head::SequenceClassification:
-        if (!t.sequences || static_cast<int64_t>(t.sequences->size()) != batch_.batch)
+        if (!t.teacher_logits && (!t.sequences || static_cast<int64_t>(t.sequences->size()) != batch_.batch))
           fail("{}: sequence classification needs one label per sequence", c_.architecture);
-        return classifier_head(x, *t.sequences, grad_scale, dx);
+        return classifier_head(x, t, grad_scale, dx);
       case Head::None:
         break;
     }
     fail("{}: a bare encoder has no head to train", c_.architecture);
   }
 
-  // Logits only for the target rows (all of them for a causal LM, ~15% for masked LM).
-  LossSum logits_loss(const Linear& out, const Tensor& h, const std::vector<int32_t>& labels, float grad_scale,
-                      Tensor* dh) {
-    Tensor logits = linear(out, h);
-    Tensor dlogits = backward_ ? Tensor::uninitialized(logits.shape()) : Tensor();
-    const LossSum loss = cross_entropy(logits.data(), logits.rows(), logits.cols(), labels.data(), grad_scale,
-                                       backward_ ? dlogits.data() : nullptr);
-    if (backward_) linear_back(out, h, dlogits, *dh, false);
+  // The "logits" point, and a copy for logits() callers.
+  void logits_point(Tensor& logits) {
+    fq(-1, "logits", logits);
+    if (logits_out_) *logits_out_ = logits.clone();
+  }
+
+  // Σ (logit − teacher)² when distilling (Targets::teacher_logits), else `task_loss`.
+  template <class TaskLoss>
+  LossSum loss_of(const Tensor& logits, const Targets& t, float grad_scale, Tensor& dlogits, TaskLoss task_loss) {
+    dlogits = Tensor::uninitialized(logits.shape());
+    float* d = backward_ ? dlogits.data() : nullptr;
+    if (!t.teacher_logits) return task_loss(d);
+    if (static_cast<int64_t>(t.teacher_logits->size()) != logits.numel())
+      fail("{} teacher logits for {} logits ({})", t.teacher_logits->size(), logits.numel(), shape_str(logits.shape()));
+    LossSum loss = squared_error(logits.data(), logits.numel(), t.teacher_logits->data(), grad_scale, d);
+    loss.correct = 0;
     return loss;
   }
 
-  LossSum causal_head(Tensor& x, const std::vector<int32_t>& labels, float grad_scale, Tensor* dx) {
+  // Logits only for the target rows (all of them for a causal LM, ~15% for masked LM).
+  LossSum logits_loss(const Linear& out, const Tensor& h, const std::vector<int32_t>& labels, const Targets& t,
+                      float grad_scale, Tensor* dh) {
+    Tensor logits = linear(out, h);
+    logits_point(logits);
+    Tensor dlogits;
+    const LossSum loss = loss_of(logits, t, grad_scale, dlogits, [&](float* d) {
+      return cross_entropy(logits.data(), logits.rows(), logits.cols(), labels.data(), grad_scale, d);
+    });
+    if (backward_) {
+      fq_back(-1, "logits", dlogits);
+      linear_back(out, h, dlogits, *dh, false);
+    }
+    return loss;
+  }
+
+  LossSum causal_head(Tensor& x, const std::vector<int32_t>& labels, const Targets& t, float grad_scale, Tensor* dx) {
     NormState fn;
     const bool has_norm = c_.pre_norm && c_.final_norm;
     Tensor h = has_norm ? norm(m_.final_norm, x, fn) : x;
+    if (has_norm) fq(-1, "final_norm.out", h);
     std::vector<int64_t> rows;
     std::vector<int32_t> kept;
     Tensor sel = gather_targets(h, labels, rows, kept);
     Tensor dsel;
-    const LossSum loss = logits_loss(m_.lm_head, sel, kept, grad_scale, &dsel);
+    const LossSum loss = logits_loss(m_.lm_head, sel, kept, t, grad_scale, &dsel);
     if (!backward_) return loss;
     Tensor dh = scatter_rows(dsel, rows);
+    if (has_norm) fq_back(-1, "final_norm.out", dh);
     if (has_norm) {
       *dx = Tensor();
       norm_back(m_.final_norm, fn, dh, *dx, false);
@@ -373,20 +491,25 @@ class Pass {
     return loss;
   }
 
-  LossSum masked_head(Tensor& x, const std::vector<int32_t>& labels, float grad_scale, Tensor* dx) {
+  LossSum masked_head(Tensor& x, const std::vector<int32_t>& labels, const Targets& targets, float grad_scale,
+                      Tensor* dx) {
     std::vector<int64_t> rows;
     std::vector<int32_t> kept;
     Tensor sel = gather_targets(x, labels, rows, kept);
     Tensor t = linear(m_.mlm_transform, sel);
     Tensor a = t.clone();
     activate(a);
+    fq(-1, "mlm.act.out", a);
     NormState ns;
     Tensor n = norm(m_.mlm_norm, a, ns);
+    fq(-1, "mlm.norm.out", n);
     Tensor dn;
-    const LossSum loss = logits_loss(m_.mlm_decoder, n, kept, grad_scale, &dn);
+    const LossSum loss = logits_loss(m_.mlm_decoder, n, kept, targets, grad_scale, &dn);
     if (!backward_) return loss;
+    fq_back(-1, "mlm.norm.out", dn);
     Tensor da;
     norm_back(m_.mlm_norm, ns, dn, da, false);
+    fq_back(-1, "mlm.act.out", da);
     Tensor dt = Tensor::uninitialized(t.shape());
     activation_backward(c_.activation, t.data(), da.data(), dt.data(), dt.numel());
     Tensor dsel;
@@ -395,7 +518,7 @@ class Pass {
     return loss;
   }
 
-  LossSum classifier_head(Tensor& x, const std::vector<float>& labels, float grad_scale, Tensor* dx) {
+  LossSum classifier_head(Tensor& x, const Targets& t, float grad_scale, Tensor* dx) {
     const int64_t B = batch_.batch, T = batch_.seq, D = c_.hidden;
     std::vector<int64_t> rows(B);
     Tensor first = Tensor::uninitialized({B, D});
@@ -405,26 +528,29 @@ class Pass {
     }
     Tensor pooled = linear(m_.pooler, first);
     tanh_inplace(pooled.data(), pooled.numel());
-    Tensor dropped = pooled.clone();
+    Tensor dropped = pooled.clone();  // pooled stays the tanh output, for its backward
+    fq(-1, "pooler.out", dropped);
     dropout(dropped, drop_.hidden, -1, kPooler);
     Tensor logits = linear(m_.classifier, dropped);
-    Tensor dlogits = Tensor::uninitialized(logits.shape());
-    LossSum loss;
-    if (c_.regression) {
-      loss = squared_error(logits.data(), B, labels.data(), grad_scale, dlogits.data());
-    } else {
+    logits_point(logits);
+    Tensor dlogits;
+    const LossSum loss = loss_of(logits, t, grad_scale, dlogits, [&](float* d) {
+      const std::vector<float>& labels = *t.sequences;
+      if (c_.regression) return squared_error(logits.data(), B, labels.data(), grad_scale, d);
       std::vector<int32_t> ids(B);
       for (int64_t b = 0; b < B; ++b) {
         ids[b] = static_cast<int32_t>(labels[b]);
         if (ids[b] != labels[b] || ids[b] < 0 || ids[b] >= c_.num_labels)
           fail("class label {} of sequence {} is not one of 0..{}", labels[b], b, c_.num_labels - 1);
       }
-      loss = cross_entropy(logits.data(), B, c_.num_labels, ids.data(), grad_scale, dlogits.data());
-    }
+      return cross_entropy(logits.data(), B, c_.num_labels, ids.data(), grad_scale, d);
+    });
     if (!backward_) return loss;
+    fq_back(-1, "logits", dlogits);
     Tensor ddrop;
     linear_back(m_.classifier, dropped, dlogits, ddrop, false);
     dropout(ddrop, drop_.hidden, -1, kPooler);
+    fq_back(-1, "pooler.out", ddrop);
     Tensor dpre = Tensor::uninitialized(pooled.shape());
     tanh_backward(pooled.data(), ddrop.data(), dpre.data(), dpre.numel());
     Tensor dfirst;
@@ -440,6 +566,8 @@ class Pass {
   uint64_t key_;
   bool backward_;
   std::function<float*(const Tensor&)> grad_;
+  QuantGraph* quant_;
+  Tensor* logits_out_ = nullptr;
   int64_t N_ = 0;
   AttentionShape shape_;
   NormState embed_norm_;
@@ -494,11 +622,17 @@ Tensor& TrainableModel::grad_of(const Tensor& value) {
 float* TrainableModel::grad_ptr(const Tensor& value) { return value.empty() ? nullptr : grad_of(value).data(); }
 
 LossSum TrainableModel::run(const Batch& batch_in, const Targets& targets, float grad_scale, const Dropout& dropout,
-                            uint64_t dropout_key, bool backward) {
+                            uint64_t dropout_key, bool backward, Tensor* logits) {
   Batch batch = batch_in;
   if (batch.lengths.empty()) batch.lengths.assign(batch.batch, batch.seq);
-  Pass pass(*this, batch, dropout, dropout_key, backward, [this](const Tensor& t) { return grad_ptr(t); });
-  return pass.run(targets, grad_scale);
+  Pass pass(*this, batch, dropout, dropout_key, backward, [this](const Tensor& t) { return grad_ptr(t); }, quant_);
+  return pass.run(targets, grad_scale, logits);
+}
+
+Tensor TrainableModel::logits(const Batch& batch, const Targets& targets) {
+  Tensor out;
+  run(batch, targets, 0.f, Dropout{}, 0, false, &out);
+  return out;
 }
 
 LossSum TrainableModel::accumulate(const Batch& batch, const Targets& targets, float grad_scale,

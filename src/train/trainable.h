@@ -36,7 +36,13 @@ struct Dropout {
 struct Targets {
   const std::vector<int32_t>* tokens = nullptr;   // [B*T]
   const std::vector<float>* sequences = nullptr;  // [B]
+  // Distillation instead of the task loss: the loss is Σ (logit − teacher)² over the head's
+  // logits ([B, labels] for sequence heads; for LM heads [targets, V], the target positions in
+  // order). Token-Wise Clipping's fine stage matches the FP model's logits this way.
+  const std::vector<float>* teacher_logits = nullptr;
 };
+
+class QuantGraph;
 
 class TrainableModel {
  public:
@@ -56,14 +62,21 @@ class TrainableModel {
                      uint64_t dropout_key);
   // Forward and loss only, without dropout.
   LossSum evaluate(const Batch& batch, const Targets& targets);
+  // The head's logits of a forward without dropout (with the quantizers of the graph, if any).
+  Tensor logits(const Batch& batch, const Targets& targets);
+
+  // Fake quantization in the graph (QAT, Token-Wise Clipping's fine stage); null removes it.
+  // Its scales and zero points are not among parameters(): the caller decides who trains them.
+  void set_quant_graph(QuantGraph* graph) { quant_ = graph; }
 
  private:
   LossSum run(const Batch& batch, const Targets& targets, float grad_scale, const Dropout& dropout,
-              uint64_t dropout_key, bool backward);
+              uint64_t dropout_key, bool backward, Tensor* logits = nullptr);
   Tensor& grad_of(const Tensor& value);
   float* grad_ptr(const Tensor& value);  // null for an empty tensor
 
   Model& model_;
+  QuantGraph* quant_ = nullptr;
   std::vector<Parameter> params_;
   std::unordered_map<const float*, size_t> by_storage_;  // tied weights share one gradient
 };
