@@ -9,6 +9,7 @@
 // reproduces the reported dev score.
 #include <fmt/format.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -126,6 +127,12 @@ std::pair<json, std::vector<TensorToWrite>> classifier_model(const fs::path& dir
   return {config, tensors};
 }
 
+// An epoch's dev score; NaN (JSON null) when the metric is undefined, e.g. a correlation of
+// constant predictions.
+double score_of(const json& epoch) {
+  return epoch["score"].is_number() ? epoch["score"].get<double>() : std::nan("");
+}
+
 struct SeedResult {
   uint64_t seed;
   json epochs = json::array();
@@ -164,7 +171,7 @@ SeedResult finetune_one(const Options& o, uint64_t seed, const fs::path& out, co
   if (state.value("completed", false)) {
     fmt::print("finetune seed {}: already finished\n", seed);
     r.epochs = state["eval"];
-    r.final_score = r.epochs.back()["score"].get<double>();
+    r.final_score = score_of(r.epochs.back());
     r.score_name = r.epochs.back()["score_name"].get<std::string>();
     r.seconds = state["train_seconds"].get<double>();
     r.tokens = state["tokens_seen"].get<int64_t>();
@@ -289,7 +296,7 @@ SeedResult finetune_one(const Options& o, uint64_t seed, const fs::path& out, co
                                  &tm.parameters(), extra_files());
   });
   r.epochs = state["eval"];
-  r.final_score = r.epochs.back()["score"].get<double>();
+  r.final_score = score_of(r.epochs.back());
   r.score_name = r.epochs.back()["score_name"].get<std::string>();
   r.seconds = train_seconds;
   r.tokens = tokens_seen;
@@ -315,8 +322,10 @@ int run(const Options& o) {
   json seeds = json::array();
   for (const SeedResult& r : results) {
     finals.push_back(r.final_score);
-    double b = -1e300;
-    for (const auto& e : r.epochs) b = std::max(b, e["score"].get<double>());
+    // A constant prediction has no correlation (NaN, stored as null): such epochs never count as best.
+    double b = std::nan("");
+    for (const auto& e : r.epochs)
+      if (std::isfinite(score_of(e)) && !(b >= score_of(e))) b = score_of(e);
     best.push_back(b);
     seeds.push_back({{"seed", r.seed}, {"epochs", r.epochs}, {"final", r.final_score}, {"train_seconds", r.seconds},
                      {"tokens", r.tokens}, {"tokens_per_second", r.tokens / std::max(r.seconds, 1e-9)}});

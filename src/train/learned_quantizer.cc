@@ -103,7 +103,8 @@ void LearnedQuantizer::constrain() {
     if (!std::isfinite(scale[i])) fail("quantizer {}: the learnt scale became {}", name, scale[i]);
     scale[i] = std::max(scale[i], 1e-8f);
   }
-  for (int64_t i = 0; i < zero_point.numel(); ++i) {
+  // An empty Tensor reports numel() 1 (the product of no dimensions): test emptiness first.
+  for (int64_t i = 0; !zero_point.empty() && i < zero_point.numel(); ++i) {
     if (!std::isfinite(zero_point[i])) fail("quantizer {}: the learnt zero point became {}", name, zero_point[i]);
     zero_point[i] = std::clamp(zero_point[i], static_cast<float>(spec.qmin()), static_cast<float>(spec.qmax()));
   }

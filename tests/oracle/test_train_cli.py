@@ -10,6 +10,7 @@
 """
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -150,6 +151,59 @@ def main():
     want = summary["seeds"][1]["final"]
     assert abs(score - want) < 1e-12, f"finetune reported {want}, tquant eval gives {score}"
     print(f"PASS finetune: finals {finals}, median {summary['median_final']}")
+
+    # --- quantization-aware training --------------------------------------------------------
+    # STS-B: its score (Pearson/Spearman) is continuous, so agreement to 1e-12 is a real check.
+    glue = os.path.join(a.shared, "data", "glue", "STS-B")
+    train = os.path.join(tmp, "stsb-train.tsv")
+    dev = os.path.join(tmp, "stsb-dev.tsv")
+    with open(os.path.join(glue, "train.tsv")) as f:
+        lines = f.readlines()
+    open(train, "w").writelines(lines[:97])
+    with open(os.path.join(glue, "dev.tsv")) as f:
+        lines = f.readlines()
+    open(dev, "w").writelines(lines[:81])
+    ft = os.path.join(tmp, "ft-stsb")
+    must([tq, "finetune", "--model", bert, "--glue-task", "stsb", "--train", train, "--dev", dev, "--out", ft,
+          "--epochs", "2", "--batch", "16", "--lr", "1e-3", "--seeds", "2"])
+    os.rename(os.path.join(ft, "model"), os.path.join(ft, "seed-2"))
+    # This tiny model's regression outputs span a range that 8 bits cannot resolve (PTQ gives a
+    # constant prediction too), so its recipe leaves the pooler and the logits in FP.
+    recipe = json.load(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "recipes", "w4a8.json")))
+    recipe["name"] = "w4a8-body"
+    recipe["activations"]["points"] = [p for p in recipe["activations"]["points"] if p not in ("logits", "pooler.out")]
+    recipe_file = os.path.join(tmp, "w4a8-body.json")
+    json.dump(recipe, open(recipe_file, "w"))
+    qat = os.path.join(tmp, "qat")
+    must([tq, "qat", "--model", os.path.join(ft, "seed-2"), "--recipe", recipe_file, "--glue-task", "stsb", "--train", train,
+          "--dev", dev, "--out", qat, "--epochs", "1", "--batch", "8", "--lr", "1e-3", "--seeds", "1"])
+    run_dir = os.path.join(qat, "model")
+    cal = json.load(open(os.path.join(run_dir, "calibration.json")))
+    assert cal["recipe"] == "w4a8-body" and cal["points"] and cal["weight_params"], "calibration.json is incomplete"
+    assert all(w["bits"] == 4 for w in cal["weight_params"].values())
+    qsum = json.load(open(os.path.join(qat, "finetune_summary.json")))
+    # The reported quantized dev score is what `tquant eval` gives with the learnt quantizers.
+    must([tq, "eval", "--model", run_dir, "--task", "glue", "--glue-task", "stsb", "--data", dev, "--recipe", recipe_file,
+          "--load-calibration", os.path.join(run_dir, "calibration.json"), "--json", js])
+    score = json.load(open(js))["metrics"]["score"]
+    assert abs(score - qsum["median_final"]) < 1e-12, f"qat reported {qsum['median_final']}, tquant eval gives {score}"
+    # The scales moved from their initial values (they are trained).
+    assert 0 < abs(score) < 1, f"a continuous score is expected, got {score}"
+    fails([tq, "qat", "--model", bert, "--recipe", "w4a8", "--glue-task", "stsb", "--train", train, "--dev", dev,
+           "--out", os.path.join(tmp, "qat-mlm")], "finetune first")
+    print(f"PASS qat: quantized dev score {score} reproduced by tquant eval --load-calibration")
+
+    # --- Token-Wise Clipping, fine stage ----------------------------------------------------
+    # (That training lowers the logit error is tested in train_qat_test; here, the command runs it.)
+    must([tq, "eval", "--model", os.path.join(ft, "seed-2"), "--task", "glue", "--glue-task", "stsb", "--data", dev,
+          "--recipe", "w6a6-os", "--gamma-migration", "--token-clipping", "fine", "--calib", train,
+          "--calib-samples", "32", "--json", js])
+    fine = json.load(open(js))["token_clipping_fine"]
+    assert len(fine["epoch_mse"]) == 3 and all(math.isfinite(x) for x in fine["epoch_mse"]), fine
+    assert fine["mse_before"] > 0 and math.isfinite(fine["mse_after"]), fine
+    fails([tq, "eval", "--model", os.path.join(ft, "seed-2"), "--task", "glue", "--glue-task", "stsb", "--data", dev,
+           "--recipe", "w6a6-os", "--token-clipping", "finest", "--calib", train], "--token-clipping", "finest")
+    print(f"PASS token-clipping fine: logit MSE {fine['mse_before']:.4g} -> {fine['mse_after']:.4g}")
     return 0
 
 

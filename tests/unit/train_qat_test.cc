@@ -56,6 +56,21 @@ TEST(LearnedQuantizer, BackwardFollowsTheClosedForm) {
   }
 }
 
+TEST(LearnedQuantizer, ConstrainKeepsTheParametersValid) {
+  LearnedQuantizer a = LearnedQuantizer::from_params("a", params(4, false, per_tensor(), {0.5f}, {3.f}), true);
+  a.scale[0] = -0.2f;
+  a.zero_point[0] = 17.3f;
+  a.constrain();
+  EXPECT_EQ(a.scale[0], 1e-8f);
+  EXPECT_EQ(a.zero_point[0], 15.f);
+  LearnedQuantizer s = LearnedQuantizer::from_params("s", params(4, true, per_channel(0), {0.5f, 0.25f}, {0.f, 0.f}), true);
+  EXPECT_TRUE(s.zero_point.empty());
+  s.constrain();  // symmetric: no zero point to clamp
+  EXPECT_EQ(s.scale[1], 0.25f);
+  a.scale[0] = std::nanf("");
+  EXPECT_THROW(a.constrain(), Error);
+}
+
 TEST(LearnedQuantizer, ForwardIsFakeQuantizeWithTheZeroPointRounded) {
   LearnedQuantizer q = LearnedQuantizer::from_params("p", params(8, false, per_tensor(), {0.03f}, {100.f}), true);
   q.zero_point[0] = 100.4f;  // learnt values are continuous; the graph uses round(z)
