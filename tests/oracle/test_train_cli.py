@@ -46,6 +46,18 @@ def read(path):
         return f.read()
 
 
+def glue_subset(shared, task, tmp, n_train, n_dev):
+    """The header and the first examples of a GLUE task's train and dev TSVs, as files in tmp."""
+    out = []
+    for split, n in (("train", n_train), ("dev", n_dev)):
+        with open(os.path.join(shared, "data", "glue", task, f"{split}.tsv")) as f:
+            lines = f.readlines()
+        path = os.path.join(tmp, f"{task.lower()}-{split}.tsv")
+        open(path, "w").writelines(lines[:n + 1])
+        out.append(path)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tquant", required=True)
@@ -127,15 +139,7 @@ def main():
     bert = os.path.join(tmp, "bert")
     must([tq, "pretrain", "--arch", "bert", "--size", "tiny", "--data", stories, "--tokenizer", tok, "--out", bert,
           "--steps", "3", "--batch", "8", "--micro-batch", "8", "--seq-len", "64"])
-    glue = os.path.join(a.shared, "data", "glue", "RTE")
-    train = os.path.join(tmp, "rte-train.tsv")
-    dev = os.path.join(tmp, "rte-dev.tsv")
-    with open(os.path.join(glue, "train.tsv")) as f:
-        lines = f.readlines()
-    open(train, "w").writelines(lines[:49])
-    with open(os.path.join(glue, "dev.tsv")) as f:
-        lines = f.readlines()
-    open(dev, "w").writelines(lines[:41])
+    train, dev = glue_subset(a.shared, "RTE", tmp, 48, 40)
     ft = os.path.join(tmp, "ft")
     must([tq, "finetune", "--model", bert, "--glue-task", "rte", "--train", train, "--dev", dev, "--out", ft,
           "--epochs", "2", "--batch", "16", "--seeds", "1,2,3"])
@@ -154,15 +158,7 @@ def main():
 
     # --- quantization-aware training --------------------------------------------------------
     # STS-B: its score (Pearson/Spearman) is continuous, so agreement to 1e-12 is a real check.
-    glue = os.path.join(a.shared, "data", "glue", "STS-B")
-    train = os.path.join(tmp, "stsb-train.tsv")
-    dev = os.path.join(tmp, "stsb-dev.tsv")
-    with open(os.path.join(glue, "train.tsv")) as f:
-        lines = f.readlines()
-    open(train, "w").writelines(lines[:97])
-    with open(os.path.join(glue, "dev.tsv")) as f:
-        lines = f.readlines()
-    open(dev, "w").writelines(lines[:81])
+    train, dev = glue_subset(a.shared, "STS-B", tmp, 96, 80)
     ft = os.path.join(tmp, "ft-stsb")
     must([tq, "finetune", "--model", bert, "--glue-task", "stsb", "--train", train, "--dev", dev, "--out", ft,
           "--epochs", "2", "--batch", "16", "--lr", "1e-3", "--seeds", "2"])
