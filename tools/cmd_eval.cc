@@ -21,6 +21,7 @@
 #include "ptq/token_clipping.h"
 #include "ptq/token_clipping_fine.h"
 #include "quant/calibration.h"
+#include "quant/model_size.h"
 #include "quant/recipe.h"
 #include "tokenize/tokenizer.h"
 
@@ -199,6 +200,12 @@ std::unique_ptr<Hooks> prepare_quantization(const Options& o, Model& model, nloh
   const auto linears = documented_linear_names(model.config().layers);
   known.insert(known.end(), linears.begin(), linears.end());
   const Recipe recipe = load_recipe(o.recipe, known);
+  // Counted before the weights are fake-quantized in place (which unties a tied head).
+  const ModelSize size = model_size(model, &recipe);
+  fmt::print("size    {} bytes as stored quantized, {} in FP32 ({:.2f}x smaller)\n", size.quantized_bytes,
+             size.fp32_bytes, static_cast<double>(size.fp32_bytes) / size.quantized_bytes);
+  report["model_bytes"] = size.quantized_bytes;
+  report["fp32_bytes"] = size.fp32_bytes;
   const auto t0 = std::chrono::steady_clock::now();
   Calibration c;
   std::map<std::string, std::string> weights;

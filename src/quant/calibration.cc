@@ -125,14 +125,17 @@ ValidView valid_part(const Tensor& x, const BatchInfo& batch) {
   return v;
 }
 
+Grouping weight_grouping(const TensorQuantSpec& spec) {
+  const Granularity g = parse_granularity(spec.granularity);
+  return g == Granularity::PerChannel ? per_channel(0) : g == Granularity::PerGroup ? per_group(spec.group_size)
+                                                                                    : per_tensor();
+}
+
 QuantParams estimate_weight_params(const Linear& l, const TensorQuantSpec& spec) {
   ObserverOptions o;
   o.point = l.name + ".weight";
   o.percentile = spec.percentile;
-  const Granularity g = parse_granularity(spec.granularity);
-  o.grouping = g == Granularity::PerChannel ? per_channel(0)
-               : g == Granularity::PerGroup ? per_group(spec.group_size)
-                                            : per_tensor();
+  o.grouping = weight_grouping(spec);
   auto obs = make_range_observer(spec.estimator, o);
   obs->observe(l.weight);
   return obs->finalize(spec.bits, spec.symmetric);

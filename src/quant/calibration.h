@@ -29,6 +29,9 @@ struct Calibration {
   std::map<std::string, QuantParams> weight_params;
 };
 
+// The grouping of a weight [out, in] under `spec`: per tensor, per output channel or per group.
+Grouping weight_grouping(const TensorQuantSpec& spec);
+
 // The quantizer the recipe's estimator gives a linear's weight under `spec`.
 QuantParams estimate_weight_params(const Linear& l, const TensorQuantSpec& spec);
 

@@ -4,6 +4,8 @@
 
 #include "core/error.h"
 #include "model/point_names.h"
+#include "quant/model_size.h"
+#include "train_test_models.h"
 
 namespace tquant {
 namespace {
@@ -90,5 +92,35 @@ TEST(Recipe, EveryPresetLoads) {
   EXPECT_THROW(load_recipe("no-such-preset", known()), Error);
 }
 
+}  // namespace
+}  // namespace tquant
+
+// Model size under a recipe, against the closed form from the tiny BERT's shapes.
+namespace tquant {
+namespace {
+TEST(ModelSize, CountsPackedCodesScalesAndZeroPointsAndFp32Elsewhere) {
+  namespace fs = std::filesystem;
+  const fs::path dir = train::testmodels::make_model("size_cls", train::testmodels::bert_config("BertForSequenceClassification", 3));
+  Model m = Model::load(dir);
+  const ModelConfig& c = m.config();
+  const int64_t D = c.hidden, F = c.intermediate, L = c.layers, V = c.vocab_size;
+  // embeddings (word, position, type), LN γ/β (embedding + 2 per layer), biases
+  const int64_t fp_other = V * D + c.max_positions * D + c.type_vocab_size * D + 2 * D * (1 + 2 * L) +
+                           L * (4 * D + F + D) + D + 3;
+  const int64_t weights = L * (4 * D * D + 2 * D * F) + D * D + 3 * D;
+  const ModelSize fp = model_size(m, nullptr);
+  EXPECT_EQ(fp.fp32_bytes, 4 * (fp_other + weights));
+  EXPECT_EQ(fp.quantized_bytes, fp.fp32_bytes);
+  auto known = documented_point_names(c.layers);
+  const auto linears = documented_linear_names(c.layers);
+  known.insert(known.end(), linears.begin(), linears.end());
+  const Recipe r = parse_recipe({{"name", "w4"}, {"weights", {{"bits", 4}, {"granularity", "per_channel"}, {"symmetric", false}}}},
+                                "w4.json", known);
+  const ModelSize q = model_size(m, &r);
+  EXPECT_EQ(q.fp32_bytes, fp.fp32_bytes);
+  // every linear quantized: codes at 4 bits, per output row a 4-byte scale and a 1-byte zero point
+  const int64_t rows = L * (4 * D + F + D) + D + 3;  // q,k,v,o (D each), up (F), down (D); pooler; classifier
+  EXPECT_EQ(q.quantized_bytes, 4 * fp_other + weights / 2 + 5 * rows);
+}
 }  // namespace
 }  // namespace tquant
