@@ -219,15 +219,10 @@ SeedResult finetune_one(const Options& o, uint64_t seed, const fs::path& out, co
     eo.max_length = o.max_length;
     if (!o.qat()) return evaluate_glue(model, *tok, dev_set, eo);
     const Calibration c = qat.calibration();
-    std::vector<Tensor> latent;
-    for (Linear* l : model.linears()) latent.push_back(l->weight);
-    quantize_weights(model, qat.recipe, c.weight_params);
+    const train::QuantizedWeightsScope quantized(model, qat.recipe, c.weight_params);
     Hooks hooks;
     hooks.add(std::make_shared<FakeQuantHook>(c));
-    const GlueEvalResult r = evaluate_glue(model, *tok, dev_set, eo, &hooks);
-    size_t i = 0;
-    for (Linear* l : model.linears()) l->weight = latent[i++];
-    return r;
+    return evaluate_glue(model, *tok, dev_set, eo, &hooks);
   };
 
   train::LoopOptions lo;

@@ -6,25 +6,29 @@
 
 namespace tquant::train {
 
+QuantizedWeightsScope::QuantizedWeightsScope(Model& model, const Recipe& recipe,
+                                             const std::map<std::string, QuantParams>& fixed)
+    : model_(model) {
+  for (Linear* l : model.linears()) latent_.push_back(l->weight);
+  described_ = quantize_weights(model, recipe, fixed);
+}
+
+QuantizedWeightsScope::~QuantizedWeightsScope() {
+  size_t i = 0;
+  for (Linear* l : model_.linears()) l->weight = latent_[i++];
+}
+
 Calibration initial_quantizers(Model& model, const Recipe& recipe, const std::vector<Batch>& batches) {
   std::map<std::string, QuantParams> weights;
   for (Linear* l : model.linears())
     if (auto spec = recipe.weight_spec(l->name)) weights[l->name] = estimate_weight_params(*l, *spec);
-  std::vector<Tensor> latent;
-  for (Linear* l : model.linears()) latent.push_back(l->weight);
-  const auto described = quantize_weights(model, recipe, weights);
   Calibration c;
-  try {
+  {
+    const QuantizedWeightsScope quantized(model, recipe, weights);
     if (recipe.activations) c = calibrate_activations(model, recipe, batches);
-  } catch (...) {
-    size_t i = 0;
-    for (Linear* l : model.linears()) l->weight = latent[i++];
-    throw;
+    c.weights = quantized.described();
   }
-  size_t i = 0;
-  for (Linear* l : model.linears()) l->weight = latent[i++];
   c.recipe = recipe.name;
-  c.weights = described;
   c.weight_params = weights;
   return c;
 }

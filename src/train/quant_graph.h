@@ -23,6 +23,23 @@
 
 namespace tquant::train {
 
+// While alive, the model's linears hold their fake-quantized weights (quantize_weights with
+// `fixed` parameters where given); the FP weights come back when it goes out of scope, also on
+// an exception.
+class QuantizedWeightsScope {
+ public:
+  QuantizedWeightsScope(Model& model, const Recipe& recipe, const std::map<std::string, QuantParams>& fixed);
+  ~QuantizedWeightsScope();
+  QuantizedWeightsScope(const QuantizedWeightsScope&) = delete;
+  QuantizedWeightsScope& operator=(const QuantizedWeightsScope&) = delete;
+  const std::map<std::string, std::string>& described() const { return described_; }
+
+ private:
+  Model& model_;
+  std::vector<Tensor> latent_;
+  std::map<std::string, std::string> described_;
+};
+
 // QAT's starting point: each quantized linear's weight quantizer from the recipe's estimator on
 // the FP weights, then the activation ranges calibrated on `batches` run through the
 // weight-quantized model (as `tquant eval --recipe` does). The model keeps its FP weights.
