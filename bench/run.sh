@@ -13,7 +13,13 @@
 #            masked-LM tokens and of the default model's LLaMA shape on 8 x 256 tokens: tokens/s,
 #            and the step's GEMM GFLOP/s over an sgemm of BERT-mini's FFN shape in the same run
 #            (tquant_bench_train, ~1 min)
-# Usage: bash bench/run.sh [forward] [calib] [gptq] [train]   (default: all four)
+#   kernels  4-bit GEMV (q4_0, tquant 4-bit g32) vs cblas_sgemv at 4096 x 4096, int8 GEMM (per-tensor,
+#            PEG K = 6) vs cblas_sgemm at 512 x 4096 x 4096, on 1 and 2 threads (tquant_bench_kernels,
+#            ~2 min)
+#   eval     end-to-end `tquant eval` tokens/s of the default model: F32, Q4_0 (GGUF and checkpoint,
+#            held packed), W8A8 fake and --real-int8; 1 and 2 threads, medians of 3 (bench/eval_speed.py,
+#            ~3 min)
+# Usage: bash bench/run.sh [forward] [calib] [gptq] [train] [kernels] [eval]   (default: the first four)
 # TQUANT_BUILD_DIR=DIR uses (and builds the benchmark targets in) an existing build folder
 # instead of running scripts/build.sh into ./build.
 set -euo pipefail
@@ -25,14 +31,18 @@ if [ -z "$build" ]; then
   bash scripts/build.sh >/dev/null
   build=build
 else
-  cmake --build "$build" -j "$(nproc)" $(printf -- '--target tquant_bench_%s ' "${benches[@]}") >/dev/null
+  targets=()
+  for b in "${benches[@]}"; do [ "$b" = eval ] && targets+=(--target tquant) || targets+=(--target "tquant_bench_$b"); done
+  cmake --build "$build" -j "$(nproc)" "${targets[@]}" >/dev/null
 fi
 mkdir -p bench/results
 results=()
 for b in "${benches[@]}"; do
-  case "$b" in forward|calib|gptq|train) ;; *) echo "unknown benchmark '$b' (forward, calib, gptq, train)" >&2; exit 2 ;; esac
+  case "$b" in forward|calib|gptq|train|kernels) ;;
+    eval) /usr/bin/python3 bench/eval_speed.py "$build/tquant" bench/results/eval_speed.json; continue ;;
+    *) echo "unknown benchmark '$b' (forward, calib, gptq, train, kernels, eval)" >&2; exit 2 ;; esac
   "$build/bench/tquant_bench_$b" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
     --benchmark_out="bench/results/$b.json" --benchmark_out_format=json
   results+=("bench/results/$b.json")
 done
-/usr/bin/python3 bench/summarize.py "${results[@]}"
+[ ${#results[@]} -eq 0 ] || /usr/bin/python3 bench/summarize.py "${results[@]}"

@@ -124,6 +124,28 @@ def train_summary(runs):
     }
 
 
+def kernels_summary(runs):
+    """Packed 4-bit GEMV over sgemv and int8 GEMM over sgemm, per thread count (same run)."""
+    out = {}
+    for threads in ("1", "2"):
+        def t(name):
+            row = next((r for n, r in runs.items() if n.startswith(f"{name}/{threads}")), None)
+            return seconds(row) if row else None
+        gemv, q4, p4 = t("BM_GemvF32"), t("BM_GemvQ4_0"), t("BM_GemvPacked4")
+        gemm, i8, peg, q4m = t("BM_GemmF32"), t("BM_GemmInt8"), t("BM_GemmInt8Peg6"), t("BM_GemmQ4_0")
+        if gemv is None:
+            continue
+        out[f"threads_{threads}"] = {
+            "sgemv_4096_us": gemv * 1e6, "q4_0_gemv_us": q4 * 1e6, "packed4_g32_gemv_us": p4 * 1e6,
+            "q4_0_gemv_speedup_over_sgemv": gemv / q4, "packed4_gemv_speedup_over_sgemv": gemv / p4,
+            "sgemm_512x4096x4096_ms": gemm * 1e3, "int8_gemm_ms": i8 * 1e3, "int8_peg6_gemm_ms": peg * 1e3,
+            "q4_0_fp32_act_gemm_ms": q4m * 1e3,
+            "int8_gemm_speedup_over_sgemm": gemm / i8, "int8_peg6_speedup_over_sgemm": gemm / peg,
+            "q4_0_gemm_speedup_over_sgemm": gemm / q4m,
+        }
+    return out
+
+
 def summarize(path):
     context, runs = medians(path)
     if any(n.startswith("BM_BertBaseForward") for n in runs):
@@ -134,6 +156,8 @@ def summarize(path):
         summary = gptq_summary(runs)
     elif any(n.startswith("BM_TrainStep") for n in runs):
         summary = train_summary(runs)
+    elif any(n.startswith("BM_GemvF32") for n in runs):
+        summary = kernels_summary(runs)
     else:
         raise SystemExit(f"{path}: no benchmarks this script knows")
     summary.setdefault("repetitions", repetitions(runs.values()))

@@ -20,7 +20,10 @@
 #include "ptq/gamma_migration.h"
 #include "ptq/token_clipping.h"
 #include "ptq/token_clipping_fine.h"
+#include "kernels/cpu_features.h"
+#include "kernels/qblock_formats.h"
 #include "quant/calibration.h"
+#include "quant/real_int8.h"
 #include "quant/model_size.h"
 #include "quant/recipe.h"
 #include "tokenize/tokenizer.h"
@@ -41,6 +44,8 @@ struct Options {
   std::string token_clipping;
   int fine_epochs = 3;
   double fine_lr = 1e-5;
+  bool real_int8 = false;   // W8A8 linears through the int8 GEMM (quant/real_int8.h)
+  bool fp_weights = false;  // dequantize a quantized checkpoint or GGUF instead of keeping it packed
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -50,7 +55,8 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 int64_t parameter_count(Model& m) {
   int64_t n = m.token_embedding.numel() + m.position_embedding.numel() + m.type_embedding.numel();
   for (Linear* l : m.linears())
-    if (l->weight.data() != m.token_embedding.data()) n += l->weight.numel() + l->bias.numel();
+    if (l->weight.data() != m.token_embedding.data())
+      n += l->weight.numel() + l->bias.numel() + (l->packed ? l->packed->rows * l->packed->cols : 0);
   for (Norm* x : m.norms()) n += x->gamma.numel() + x->beta.numel();
   return n;
 }
@@ -194,21 +200,19 @@ std::unique_ptr<Hooks> prepare_quantization(const Options& o, Model& model, nloh
   if (o.recipe.empty()) {
     if (!o.calib.empty() || !o.load_calibration.empty() || !o.save_calibration.empty())
       fail("--calib, --load-calibration and --save-calibration need --recipe");
+    if (o.real_int8) fail("--real-int8 needs --recipe (a W8A8 recipe such as w8a8 or w8a8-peg)");
     return nullptr;
   }
-  auto known = documented_point_names(model.config().layers);
-  const auto linears = documented_linear_names(model.config().layers);
-  known.insert(known.end(), linears.begin(), linears.end());
-  const Recipe recipe = load_recipe(o.recipe, known);
+  const Recipe recipe = load_recipe(o.recipe, documented_recipe_names(model.config().layers));
   // Counted before the weights are fake-quantized in place (which unties a tied head).
   const ModelSize size = model_size(model, &recipe);
-  fmt::print("size    {} bytes as stored quantized, {} in FP32 ({:.2f}x smaller)\n", size.quantized_bytes,
-             size.fp32_bytes, static_cast<double>(size.fp32_bytes) / size.quantized_bytes);
+  fmt::print("size    {}\n", describe(size));
   report["model_bytes"] = size.quantized_bytes;
   report["fp32_bytes"] = size.fp32_bytes;
   const auto t0 = std::chrono::steady_clock::now();
   Calibration c;
   std::map<std::string, std::string> weights;
+  std::map<std::string, QuantParams> weight_params;  // what quantize_weights applied, for --real-int8
   if (!o.token_clipping.empty()) {
     if (o.token_clipping != "coarse" && o.token_clipping != "fine")
       fail("--token-clipping must be \"coarse\" or \"fine\", got \"{}\"", o.token_clipping);
@@ -231,7 +235,7 @@ std::unique_ptr<Hooks> prepare_quantization(const Options& o, Model& model, nloh
                                        {"mse_before", f.mse_before}, {"mse_after", f.mse_after},
                                        {"seconds", seconds_since(t1)}};
     }
-    weights = quantize_weights(model, recipe);
+    weights = quantize_weights(model, recipe, {}, &weight_params);
     fmt::print("clip    token-wise clipping (coarse) chose ratio {:.2f} from {} candidates in {:.2f} s (logit MSE {:.5g}, "
                "at 1.00: {:.5g})\n", t.ratio, t.grid.size(), seconds_since(t0),
                *std::min_element(t.logits_mse.begin(), t.logits_mse.end()), t.logits_mse.front());
@@ -239,7 +243,7 @@ std::unique_ptr<Hooks> prepare_quantization(const Options& o, Model& model, nloh
                                 {"seconds", seconds_since(t0)}};
   } else {
     if (!o.load_calibration.empty()) c = load_calibration(o.load_calibration);
-    weights = quantize_weights(model, recipe, c.weight_params);
+    weights = quantize_weights(model, recipe, c.weight_params, &weight_params);
   }
   if (!o.token_clipping.empty()) {
     // calibrated above
@@ -271,17 +275,42 @@ std::unique_ptr<Hooks> prepare_quantization(const Options& o, Model& model, nloh
   report["recipe"] = {{"name", recipe.name}, {"file", recipe.file.string()}, {"weights_quantized", weights.size()},
                       {"activation_points", c.points.size()}};
   auto hooks = std::make_unique<Hooks>();
-  hooks->add(std::make_shared<FakeQuantHook>(c));
+  if (o.real_int8) {
+    const RealInt8Setup s = enable_real_int8(model, c, weight_params);
+    if (s.int8_layers.empty())
+      fail("--real-int8: recipe {} quantizes no linear's weights and input to 8 bits or fewer{}", recipe.name,
+           s.fp_layers.empty() ? "" : fmt::format(" (e.g. {}: {})", s.fp_layers[0].first, s.fp_layers[0].second));
+    fmt::print("int8    {} linears run the int8 GEMM ({}), {} stay float{}\n", s.int8_layers.size(),
+               simd_level_name(simd_level()), s.fp_layers.size(),
+               s.fp_layers.empty() ? "" : fmt::format(" (e.g. {}: {})", s.fp_layers[0].first, s.fp_layers[0].second));
+    nlohmann::json fp = nlohmann::json::object();
+    for (const auto& [layer, why] : s.fp_layers) fp[layer] = why;
+    report["real_int8"] = {{"int8_layers", s.int8_layers}, {"float_layers", fp}, {"simd", simd_level_name(simd_level())}};
+    hooks->add(s.hook);
+  } else {
+    hooks->add(std::make_shared<FakeQuantHook>(c));
+  }
   return hooks;
 }
 
 int run(const Options& o) {
   if (o.data.empty()) fail("--data is required");
   auto t0 = std::chrono::steady_clock::now();
-  Model model = Model::load(o.model);
+  // A quantized checkpoint or GGUF stays packed for the low-bit kernels unless something needs
+  // float weights (a recipe fake-quantizes them, Gamma Migration rescales them).
+  const bool keep_packed = !o.fp_weights && o.recipe.empty() && !o.gamma_migration;
+  Model model = Model::load(o.model, keep_packed);
   fmt::print("model   {} ({}, {:.3f}M parameters, loaded in {:.2f} s)\n", o.model, model.config().architecture,
              parameter_count(model) / 1e6, seconds_since(t0));
   nlohmann::json report = {{"task", o.task}, {"model", o.model}};
+  int packed = 0;
+  for (Linear* l : model.linears()) packed += l->packed != nullptr;
+  if (packed > 0) {
+    fmt::print("kernels {} linears held packed, multiplied by the low-bit kernels ({})\n", packed,
+               simd_level_name(simd_level()));
+    report["packed_linears"] = packed;
+    report["simd"] = simd_level_name(simd_level());
+  }
   if (o.task != "ppl" && o.task != "glue") fail("--task must be ppl or glue, got \"{}\"", o.task);
   const auto hooks = prepare_quantization(o, model, report);
   const int rc = o.task == "ppl" ? run_ppl(o, model, hooks.get(), report) : run_glue(o, model, hooks.get(), report);
@@ -313,6 +342,10 @@ const bool registered = register_command("eval", "Evaluate a model: perplexity (
   app.add_option("--save-calibration", o->save_calibration, "Save the calibrated ranges as JSON");
   app.add_option("--load-calibration", o->load_calibration, "Use ranges saved by --save-calibration");
   app.add_flag("--gamma-migration", o->gamma_migration, "Apply Outlier Suppression's Gamma Migration first");
+  app.add_flag("--real-int8", o->real_int8,
+               "Run linears whose weights and inputs the recipe quantizes to <= 8 bits with the int8 GEMM");
+  app.add_flag("--fp-weights", o->fp_weights,
+               "Dequantize a quantized checkpoint or GGUF to float32 instead of multiplying it packed");
   app.add_option("--token-clipping", o->token_clipping,
                  "Outlier Suppression's Token-Wise Clipping: coarse, or fine (coarse, then LSQ+ on the ranges)");
   app.add_option("--fine-epochs", o->fine_epochs, "Token-Wise Clipping fine stage: epochs over the calibration batches")

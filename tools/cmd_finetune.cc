@@ -23,6 +23,7 @@
 #include "model/model.h"
 #include "model/point_names.h"
 #include "quant/calibration.h"
+#include "quant/model_size.h"
 #include "quant/recipe.h"
 #include "train/checkpoint.h"
 #include "train/quant_graph.h"
@@ -184,10 +185,7 @@ SeedResult finetune_one(const Options& o, uint64_t seed, const fs::path& out, co
   train::TrainableModel tm(model);
   Qat qat;
   if (o.qat()) {
-    auto known = documented_point_names(model.config().layers);
-    const auto linears = documented_linear_names(model.config().layers);
-    known.insert(known.end(), linears.begin(), linears.end());
-    qat.recipe = load_recipe(o.recipe, known);
+    qat.recipe = load_recipe(o.recipe, documented_recipe_names(model.config().layers));
     // A resumed run continues from its saved quantizers; a new one calibrates.
     const Calibration init =
         fs::exists(out / kCalibrationFile)
@@ -328,6 +326,15 @@ int run(const Options& o) {
   const std::string name = results.front().score_name;
   json summary = {{"task", glue_task_name(task)}, {"score_name", name}, {"median_final", train::median(finals)},
                   {"median_best_epoch", train::median(best)}, {"seeds", seeds}, {"dev", o.dev}, {"train", o.train}};
+  if (o.qat()) {
+    // The size as deployed: the recipe's bits for the quantized weights and tables.
+    Model model = Model::load(o.model);
+    const Recipe recipe = load_recipe(o.recipe, documented_recipe_names(model.config().layers));
+    const ModelSize size = model_size(model, &recipe);
+    summary["model_bytes"] = size.quantized_bytes;
+    summary["fp32_bytes"] = size.fp32_bytes;
+    fmt::print("size    {}\n", describe(size));
+  }
   write_text_atomically(fs::path(o.out) / "finetune_summary.json", summary.dump(2) + "\n");
   fmt::print("{} {}: dev {} median over {} seed(s): {:.4f} after the last epoch (best epoch: {:.4f}); summary in {}\n",
              o.qat() ? "qat" : "finetune", glue_task_name(task), name, results.size(), train::median(finals), train::median(best),

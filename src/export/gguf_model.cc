@@ -5,12 +5,13 @@
 #include "core/error.h"
 #include "export/gguf_llama.h"
 #include "export/gguf_reader.h"
+#include "kernels/qblock_formats.h"
 
 namespace tquant {
 
 using namespace gguf;
 
-Model load_gguf_model(const std::filesystem::path& path) {
+Model load_gguf_model(const std::filesystem::path& path, bool keep_packed) {
   const GgufFile f(path);
   const std::string file = path.string();
   const std::string arch = f.at("general.architecture").as_string(f.where("general.architecture"));
@@ -33,6 +34,20 @@ Model load_gguf_model(const std::filesystem::path& path) {
     used.insert(name);
     return f.load_f32(name);
   };
+  // A q4_0 / q4_1 / q8_0 linear kept in its blocks, rows put back in HF order (perm as for
+  // permute_rows with inverse; empty = none).
+  auto take_packed = [&](const std::string& name, const Shape& shape, const std::vector<int64_t>& perm) {
+    const TensorEntry& t = f.tensor(name);
+    if (t.shape != shape)
+      fail("{}: tensor \"{}\" has shape {}, but the llama.* keys imply {}", file, name, shape_str(t.shape), shape_str(shape));
+    used.insert(name);
+    const auto raw = f.data(t);
+    std::vector<uint8_t> bytes(raw.begin(), raw.end());
+    if (!perm.empty()) bytes = permute_rows(bytes, perm, true);
+    const QFormat q = t.type == TensorType::Q4_0 ? QFormat::Q4_0 : t.type == TensorType::Q4_1 ? QFormat::Q4_1 : QFormat::Q8_0;
+    return std::make_shared<const PackedMatrix>(
+        PackedMatrix::from_ggml(q, shape[0], shape[1], bytes, fmt::format("{}: tensor \"{}\"", file, name)));
+  };
   auto norm = [&](const std::string& name) {
     Norm n;
     n.gamma = take(name, {D});
@@ -51,22 +66,28 @@ Model load_gguf_model(const std::filesystem::path& path) {
       const int64_t out = width_of(s.out, c), in = width_of(s.in, c);
       Linear& l = b.*s.member;
       l.source.weight = block_tensor(i, s.name, "weight");
-      l.weight = take(l.source.weight, {out, in});
+      const auto perm = s.rope != RopeRows::None
+                            ? rope_permutation(s.rope == RopeRows::QueryHeads ? c.heads : c.kv_heads, c.head_dim)
+                            : std::vector<int64_t>{};
+      if (keep_packed && is_block_type(f.tensor(l.source.weight).type)) {
+        l.packed = take_packed(l.source.weight, {out, in}, perm);
+      } else {
+        l.weight = take(l.source.weight, {out, in});
+        if (!perm.empty()) l.weight = permute_rows(l.weight, perm, true);
+      }
       const bool has_bias = s.attention ? c.attention_bias : c.mlp_bias;
       if (has_bias) {
         l.source.bias = block_tensor(i, s.name, "bias");
         l.bias = take(l.source.bias, {out});
       }
-      if (s.rope != RopeRows::None) {
-        const auto perm = rope_permutation(s.rope == RopeRows::QueryHeads ? c.heads : c.kv_heads, c.head_dim);
-        l.weight = permute_rows(l.weight, perm, true);
-        if (has_bias) l.bias = permute_rows(l.bias, perm, true);
-      }
+      if (has_bias && !perm.empty()) l.bias = permute_rows(l.bias, perm, true);
     }
   }
   m.final_norm = norm("output_norm.weight");
   if (c.tie_embeddings) {
     m.lm_head.weight = m.token_embedding;
+  } else if (keep_packed && is_block_type(f.tensor("output.weight").type)) {
+    m.lm_head.packed = take_packed("output.weight", {V, D}, {});
   } else {
     m.lm_head.weight = take("output.weight", {V, D});
   }

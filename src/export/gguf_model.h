@@ -9,6 +9,8 @@
 
 namespace tquant {
 
-Model load_gguf_model(const std::filesystem::path& file);
+// With keep_packed, q4_0 / q4_1 / q8_0 linears stay in their blocks (Linear::packed, rows put
+// back in HF order block row by block row); the embedding is always dequantized (a lookup table).
+Model load_gguf_model(const std::filesystem::path& file, bool keep_packed = false);
 
 }  // namespace tquant

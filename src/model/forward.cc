@@ -7,7 +7,9 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "kernels/int8_linear.h"
 #include "kernels/ops.h"
+#include "kernels/qgemv.h"
 #include "model/model.h"
 
 namespace tquant {
@@ -40,8 +42,15 @@ class Pass {
     Shape shape = x.shape();
     shape.back() = l.out();
     Tensor y = Tensor::uninitialized(shape);
-    linear_forward(x.data(), x.rows(), x.cols(), l.weight.data(), l.bias.empty() ? nullptr : l.bias.data(),
-                   l.out(), y.data());
+    const float* bias = l.bias.empty() ? nullptr : l.bias.data();
+    if (x.cols() != l.in())
+      fail("{}: input of width {} for a layer of {} inputs", l.name, x.cols(), l.in());
+    if (l.int8)
+      int8_linear_forward(*l.int8, x.data(), x.rows(), x.cols(), bias, y.data(), l.name);
+    else if (l.packed)
+      packed_matmul(*l.packed, x.data(), x.rows(), bias, y.data());
+    else
+      linear_forward(x.data(), x.rows(), x.cols(), l.weight.data(), bias, l.out(), y.data());
     hook_named(layer, l.name, ".out", y);
     return y;
   }

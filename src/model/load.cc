@@ -4,7 +4,9 @@
 #include "export/gguf_model.h"
 #include "export/gguf_reader.h"
 #include "io/safetensors.h"
+#include "kernels/qblock_formats.h"
 #include "model/model.h"
+#include "model/point_names.h"
 #include "model/weight_reader.h"
 #include "wquant/quantized_checkpoint.h"
 
@@ -20,7 +22,7 @@ Batch Batch::single(std::vector<int32_t> ids, std::vector<int32_t> type_ids) {
   return b;
 }
 
-Model load_model_weights(const std::filesystem::path& dir) {
+Model load_model_weights(const std::filesystem::path& dir, bool keep_packed) {
   if (!std::filesystem::is_directory(dir)) fail("{}: not a model folder", dir.string());
   Model m;
   m.dir_ = dir;
@@ -31,6 +33,7 @@ Model load_model_weights(const std::filesystem::path& dir) {
   // A tquant quantized checkpoint: its packed linears are dequantized to F32 as they are read.
   const std::optional<wq::QuantizationConfig> quantization = wq::read_quantization_config(dir / "config.json");
   if (quantization) reader.set_quantization(&*quantization);
+  reader.set_keep_packed(keep_packed);
   switch (m.config_.arch) {
     case Arch::Llama:
       load_llama(reader, m);
@@ -53,9 +56,25 @@ Model load_model_weights(const std::filesystem::path& dir) {
   return m;
 }
 
-Model Model::load(const std::filesystem::path& dir) {
-  if (gguf::is_gguf_path(dir)) return load_gguf_model(dir);
-  return load_model_weights(dir);
+Model Model::load(const std::filesystem::path& dir, bool keep_packed) {
+  if (gguf::is_gguf_path(dir)) return load_gguf_model(dir, keep_packed);
+  return load_model_weights(dir, keep_packed);
+}
+
+int64_t Linear::in() const { return packed ? packed->cols : weight.dim(1); }
+int64_t Linear::out() const { return packed ? packed->rows : weight.dim(0); }
+
+bool Model::has_packed_weights() const {
+  for (const Linear* l : const_cast<Model*>(this)->linears())
+    if (l->packed) return true;
+  return false;
+}
+
+void Model::require_fp_weights(const char* what) const {
+  for (const Linear* l : const_cast<Model*>(this)->linears())
+    if (l->packed)
+      fail("{}: {} needs float weights, but layer {} is held packed ({}); load the model without keeping it packed",
+           dir_.string(), what, l->name, qformat_name(l->packed->format));
 }
 
 void Model::name_everything() {
@@ -86,9 +105,18 @@ std::vector<Linear*> Model::linears() {
   std::vector<Linear*> out;
   for (Block& b : blocks)
     for (Linear* l : {&b.q, &b.k, &b.v, &b.o, &b.gate, &b.up, &b.down})
-      if (!l->weight.empty()) out.push_back(l);
+      if (!l->weight.empty() || l->packed) out.push_back(l);
   for (Linear* l : {&lm_head, &pooler, &classifier, &mlm_transform, &mlm_decoder})
-    if (!l->weight.empty()) out.push_back(l);
+    if (!l->weight.empty() || l->packed) out.push_back(l);
+  return out;
+}
+
+std::vector<std::pair<std::string, Tensor*>> Model::embedding_tables() {
+  const auto& names = documented_embedding_names();
+  std::vector<std::pair<std::string, Tensor*>> out;
+  Tensor* tables[] = {&token_embedding, &position_embedding, &type_embedding};
+  for (size_t i = 0; i < names.size(); ++i)
+    if (!tables[i]->empty()) out.emplace_back(names[i], tables[i]);
   return out;
 }
 

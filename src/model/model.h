@@ -2,6 +2,7 @@
 // A loaded transformer: one weight layout that every supported family maps onto, and one
 // forward pass with hooks at the quantization points.
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,9 @@
 #include "model/hooks.h"
 
 namespace tquant {
+
+struct PackedMatrix;  // kernels/qblock_formats.h
+struct Int8Linear;    // kernels/int8_linear.h
 
 // Where a parameter came from in the Hugging Face checkpoint, set by the loaders so that a
 // writer (wquant/quantized_checkpoint.h) can put the current values back under the original
@@ -24,11 +28,18 @@ struct CheckpointSource {
 
 struct Linear {
   std::string name;  // stable name, e.g. "layers.0.attn.q_proj"; hook points add ".in"/".out"
-  Tensor weight;     // [out, in], as nn.Linear stores it
+  Tensor weight;     // [out, in], as nn.Linear stores it; empty when the layer is held packed
   Tensor bias;       // [out] or empty
   CheckpointSource source;
-  int64_t in() const { return weight.dim(1); }
-  int64_t out() const { return weight.dim(0); }
+  // Held packed (Model::load with keep_packed, for tquant eval): the forward multiplies by the
+  // low-bit blocks directly and `weight` is empty. Whatever needs FP weights must check
+  // Model::has_packed_weights() first.
+  std::shared_ptr<const PackedMatrix> packed;
+  // Set by --real-int8 (quant/real_int8.h): the forward recovers the input's integer codes and
+  // runs the int8 GEMM; `weight` keeps the fake-quantized FP values for everything else.
+  std::shared_ptr<const Int8Linear> int8;
+  int64_t in() const;
+  int64_t out() const;
 };
 
 struct Norm {
@@ -61,8 +72,16 @@ struct Batch {
 
 class Model {
  public:
-  // A Hugging Face model folder, or a GGUF llama file (export/gguf_model.h).
-  static Model load(const std::filesystem::path& dir);
+  // A Hugging Face model folder, or a GGUF llama file (export/gguf_model.h). Quantized linears
+  // (a tquant quantized checkpoint, GGUF q4_0/q4_1/q8_0 tensors) are dequantized to float32,
+  // or, with keep_packed, held packed for the low-bit kernels (Linear::packed) where the
+  // kernels can multiply them.
+  static Model load(const std::filesystem::path& dir, bool keep_packed = false);
+
+  // True when some linear is held packed (no FP weight): analysis, PTQ, recipes and export need
+  // FP weights and refuse such a model through require_fp_weights.
+  bool has_packed_weights() const;
+  void require_fp_weights(const char* what) const;
 
   const ModelConfig& config() const { return config_; }
   const std::filesystem::path& dir() const { return dir_; }
@@ -81,6 +100,8 @@ class Model {
   // Every linear layer, in forward order, for the quantizers.
   std::vector<Linear*> linears();
   std::vector<Norm*> norms();
+  // The embedding tables present, named as recipes name them (embed.tokens|positions|types).
+  std::vector<std::pair<std::string, Tensor*>> embedding_tables();
 
   // Weights (public so that quantization passes can rewrite them in place).
   Tensor token_embedding;     // [V, D]
@@ -98,8 +119,8 @@ class Model {
   Linear mlm_decoder;
 
  private:
-  friend Model load_model_weights(const std::filesystem::path& dir);
-  friend Model load_gguf_model(const std::filesystem::path& file);  // export/gguf_model.h
+  friend Model load_model_weights(const std::filesystem::path& dir, bool keep_packed);
+  friend Model load_gguf_model(const std::filesystem::path& file, bool keep_packed);  // export/gguf_model.h
   ModelConfig config_;
   std::filesystem::path dir_;
   void name_everything();

@@ -14,6 +14,18 @@ std::vector<std::string> documented_linear_names(int layers) {
   return out;
 }
 
+const std::vector<std::string>& documented_embedding_names() {
+  static const std::vector<std::string> names = {"embed.tokens", "embed.positions", "embed.types"};
+  return names;
+}
+
+std::vector<std::string> documented_recipe_names(int layers) {
+  std::vector<std::string> out = documented_point_names(layers);
+  for (const auto& names : {documented_linear_names(layers), documented_embedding_names()})
+    out.insert(out.end(), names.begin(), names.end());
+  return out;
+}
+
 std::vector<std::string> documented_point_names(int layers) {
   std::vector<std::string> out = {"embed.out", "embed.norm.out"};
   for (int i = 0; i < layers; ++i)

@@ -1,9 +1,12 @@
 #include "model/weight_reader.h"
 
 #include "core/error.h"
+#include "kernels/qblock_formats.h"
 #include "wquant/quantized_checkpoint.h"
 
 namespace tquant {
+
+using wq::WeightFormat;
 
 WeightReader::WeightReader(const Checkpoint& checkpoint, std::filesystem::path dir)
     : checkpoint_(checkpoint), dir_(std::move(dir)) {}
@@ -48,7 +51,18 @@ Tensor WeightReader::take_transposed(const std::string& name, const Shape& store
 
 Linear WeightReader::linear(const std::string& name, int64_t out, int64_t in, bool bias) const {
   Linear l;
-  l.weight = is_quantized(name) ? take_dequantized(name, out, in) : take(name + ".weight", {out, in});
+  if (is_quantized(name)) {
+    wq::QuantizedWeight q = take_quantized(name, out, in);
+    if (keep_packed_ && q.zeta.empty()) {
+      const WeightFormat& f = q.grid.format;
+      l.packed = std::make_shared<const PackedMatrix>(PackedMatrix::from_codes(
+          f.bits, f.group, out, in, q.codes, q.grid.scale, q.grid.zero, dir_.string() + ": " + name));
+    } else {
+      l.weight = q.dequantize();
+    }
+  } else {
+    l.weight = take(name + ".weight", {out, in});
+  }
   l.source.weight = weight_name(name);
   if (bias) {
     l.bias = take(name + ".bias", {out});
@@ -89,6 +103,10 @@ std::string WeightReader::weight_name(const std::string& prefix) const {
 }
 
 Tensor WeightReader::take_dequantized(const std::string& prefix, int64_t out, int64_t in) const {
+  return take_quantized(prefix, out, in).dequantize();
+}
+
+wq::QuantizedWeight WeightReader::take_quantized(const std::string& prefix, int64_t out, int64_t in) const {
   const std::string q = resolve(prefix + ".qweight");
   if (q.empty() || !quant_) fail("{}: layer \"{}\" is not stored quantized", dir_.string(), prefix);
   const std::string p = q.substr(0, q.size() - std::string(".qweight").size());
@@ -99,7 +117,7 @@ Tensor WeightReader::take_dequantized(const std::string& prefix, int64_t out, in
   if (checkpoint_.has(p + ".weight"))
     fail("{}: layer \"{}\" is stored twice, as \"{}.weight\" and as \"{}\"", dir_.string(), p, p, q);
   quantized_used_.insert(p);
-  return wq::read_quantized_linear(checkpoint_, p, it->second, out, in).dequantize();
+  return wq::read_quantized_linear(checkpoint_, p, it->second, out, in);
 }
 
 void WeightReader::check_quantized_modules_used() const {

@@ -14,6 +14,7 @@ namespace tquant {
 
 namespace wq {
 struct QuantizationConfig;
+struct QuantizedWeight;
 }
 
 class WeightReader {
@@ -43,8 +44,13 @@ class WeightReader {
   // stored is read through take_dequantized. is_quantized is an error when a .qweight is stored
   // but no quantization_config was given.
   void set_quantization(const wq::QuantizationConfig* q) { quant_ = q; }
+  // linear() then holds quantized layers packed (Linear::packed) instead of dequantizing them,
+  // except those with a Z-Fold ζ per input column, which no packed kernel applies.
+  void set_keep_packed(bool keep) { keep_packed_ = keep; }
   bool is_quantized(const std::string& prefix) const;
   Tensor take_dequantized(const std::string& prefix, int64_t out, int64_t in) const;  // [out, in]
+  // The same layer's codes, scales and zero points, validated as take_dequantized does.
+  wq::QuantizedWeight take_quantized(const std::string& prefix, int64_t out, int64_t in) const;
   // The stored name of the weight of `prefix`: <prefix>.weight, with its resolved prefix.
   std::string weight_name(const std::string& prefix) const;
   // After loading: fails when quantization_config lists a module that was not read.
@@ -59,6 +65,7 @@ class WeightReader {
   std::filesystem::path dir_;
   std::vector<std::string> prefixes_{""};
   const wq::QuantizationConfig* quant_ = nullptr;
+  bool keep_packed_ = false;
   mutable std::set<std::string> quantized_used_;
 };
 

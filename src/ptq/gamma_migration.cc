@@ -42,6 +42,7 @@ Tensor migrate(Norm& norm, const std::vector<Linear*>& consumers, float relative
 }  // namespace
 
 GammaMigrationReport migrate_gamma(Model& m, float relative_floor) {
+  m.require_fp_weights("Gamma Migration");
   GammaMigrationReport report;
   const ModelConfig& c = m.config();
   auto consumers_of_attention = [](Block& b) { return std::vector<Linear*>{&b.q, &b.k, &b.v}; };

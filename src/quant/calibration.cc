@@ -131,29 +131,39 @@ Grouping weight_grouping(const TensorQuantSpec& spec) {
                                                                                     : per_tensor();
 }
 
-QuantParams estimate_weight_params(const Linear& l, const TensorQuantSpec& spec) {
+std::vector<QuantizedTensor> quantized_tensors(Model& model, const Recipe& recipe) {
+  std::vector<QuantizedTensor> out;
+  for (const auto& [name, table] : model.embedding_tables())
+    if (auto spec = recipe.embedding_spec(name)) out.push_back({name, table, *spec});
+  for (Linear* l : model.linears())
+    if (auto spec = recipe.weight_spec(l->name)) out.push_back({l->name, &l->weight, *spec});
+  return out;
+}
+
+QuantParams estimate_weight_params(const QuantizedTensor& t) {
   ObserverOptions o;
-  o.point = l.name + ".weight";
-  o.percentile = spec.percentile;
-  o.grouping = weight_grouping(spec);
-  auto obs = make_range_observer(spec.estimator, o);
-  obs->observe(l.weight);
-  return obs->finalize(spec.bits, spec.symmetric);
+  o.point = t.name + ".weight";
+  o.percentile = t.spec.percentile;
+  o.grouping = weight_grouping(t.spec);
+  auto obs = make_range_observer(t.spec.estimator, o);
+  obs->observe(*t.tensor);
+  return obs->finalize(t.spec.bits, t.spec.symmetric);
 }
 
 std::map<std::string, std::string> quantize_weights(Model& model, const Recipe& recipe,
-                                                    const std::map<std::string, QuantParams>& fixed) {
+                                                    const std::map<std::string, QuantParams>& fixed,
+                                                    std::map<std::string, QuantParams>* used) {
+  model.require_fp_weights("quantizing weights with a recipe");
   std::map<std::string, std::string> out;
-  for (Linear* l : model.linears()) {
-    const auto spec = recipe.weight_spec(l->name);
-    if (!spec) continue;
-    const auto f = fixed.find(l->name);
-    const QuantParams p = f != fixed.end() ? f->second : estimate_weight_params(*l, *spec);
+  for (const QuantizedTensor& t : quantized_tensors(model, recipe)) {
+    const auto f = fixed.find(t.name);
+    const QuantParams p = f != fixed.end() ? f->second : estimate_weight_params(t);
     // A tied head shares the embedding's storage: quantize a private copy.
-    Tensor w = l->weight.clone();
-    fake_quantize(w, p, l->name + ".weight");
-    l->weight = std::move(w);
-    out[l->name] = describe(*spec) + (f != fixed.end() ? " (trained scales)" : "");
+    Tensor w = t.tensor->clone();
+    fake_quantize(w, p, t.name + ".weight");
+    *t.tensor = std::move(w);
+    out[t.name] = describe(t.spec) + (f != fixed.end() ? " (trained scales)" : "");
+    if (used) (*used)[t.name] = p;
   }
   return out;
 }

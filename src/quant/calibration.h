@@ -23,22 +23,35 @@ namespace tquant {
 struct Calibration {
   std::string recipe;
   std::map<std::string, QuantParams> points;  // activation point -> parameters
-  std::map<std::string, std::string> weights;  // linear -> a one-line description of its quantizer
-  // linear -> its weight quantizer, when fixed by training (QAT) rather than estimated from the
-  // weights; empty for post-training recipes.
+  std::map<std::string, std::string> weights;  // linear or table -> a one-line description of its quantizer
+  // linear or embedding table -> its quantizer, when fixed by training (QAT) rather than
+  // estimated from the weights; empty for post-training recipes.
   std::map<std::string, QuantParams> weight_params;
 };
 
 // The grouping of a weight [out, in] under `spec`: per tensor, per output channel or per group.
 Grouping weight_grouping(const TensorQuantSpec& spec);
 
-// The quantizer the recipe's estimator gives a linear's weight under `spec`.
-QuantParams estimate_weight_params(const Linear& l, const TensorQuantSpec& spec);
+// A weight tensor the recipe quantizes: a linear's weight [out, in], named as the linear, or an
+// embedding table [rows, D] (embed.tokens|positions|types), whose rows are its channels.
+struct QuantizedTensor {
+  std::string name;
+  Tensor* tensor = nullptr;
+  TensorQuantSpec spec;
+};
+std::vector<QuantizedTensor> quantized_tensors(Model& model, const Recipe& recipe);
 
-// Fake-quantizes every linear's weight that the recipe quantizes, with `fixed` parameters where
-// given (QAT's learnt scales) and estimated ones elsewhere; returns linear -> description.
+// The quantizer the recipe's estimator gives a weight tensor under its spec.
+QuantParams estimate_weight_params(const QuantizedTensor& t);
+
+// Fake-quantizes every weight tensor the recipe quantizes (linears and embedding tables), with
+// `fixed` parameters where given (QAT's learnt scales) and estimated ones elsewhere; returns
+// name -> description.
+// `used`, when given, receives linear -> the parameters applied (what --real-int8 needs to recover
+// the integer codes).
 std::map<std::string, std::string> quantize_weights(Model& model, const Recipe& recipe,
-                                                    const std::map<std::string, QuantParams>& fixed = {});
+                                                    const std::map<std::string, QuantParams>& fixed = {},
+                                                    std::map<std::string, QuantParams>* used = nullptr);
 
 // Runs `batches` through the model with observers on every point the recipe quantizes.
 Calibration calibrate_activations(const Model& model, const Recipe& recipe, const std::vector<Batch>& batches);

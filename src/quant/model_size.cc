@@ -1,6 +1,10 @@
 #include "quant/model_size.h"
 
+#include <fmt/format.h>
+
+#include <map>
 #include <set>
+#include <vector>
 
 #include "quant/calibration.h"
 #include "quant/grouping.h"
@@ -9,30 +13,37 @@ namespace tquant {
 
 ModelSize model_size(Model& model, const Recipe* recipe) {
   ModelSize s;
-  std::set<const float*> seen;
-  auto fp32 = [&](const Tensor& t) {
-    if (t.empty() || !seen.insert(t.data()).second) return;
-    s.fp32_bytes += 4 * t.numel();
-    s.quantized_bytes += 4 * t.numel();
+  std::map<const Tensor*, const QuantizedTensor*> quantized;
+  const std::vector<QuantizedTensor> tensors = recipe ? quantized_tensors(model, *recipe) : std::vector<QuantizedTensor>{};
+  for (const QuantizedTensor& t : tensors) quantized[t.tensor] = &t;
+  std::set<const float*> in_fp32_total, stored_fp32;
+  auto count = [&](const Tensor& t) {
+    if (t.empty()) return;
+    if (in_fp32_total.insert(t.data()).second) s.fp32_bytes += 4 * t.numel();
+    const auto q = quantized.find(&t);
+    if (q == quantized.end()) {
+      if (stored_fp32.insert(t.data()).second) s.quantized_bytes += 4 * t.numel();
+      return;
+    }
+    const TensorQuantSpec& spec = q->second->spec;
+    const int64_t groups = group_count(weight_grouping(spec), t.dim(0), t.dim(1), q->second->name);
+    s.quantized_bytes += (t.numel() * spec.bits + 7) / 8 + 4 * groups + (spec.symmetric ? 0 : groups);
   };
-  for (const Tensor* t : {&model.token_embedding, &model.position_embedding, &model.type_embedding}) fp32(*t);
+  for (const auto& [name, table] : model.embedding_tables()) count(*table);
   for (Norm* n : model.norms()) {
-    fp32(n->gamma);
-    fp32(n->beta);
+    count(n->gamma);
+    count(n->beta);
   }
   for (Linear* l : model.linears()) {
-    fp32(l->bias);
-    const auto spec = recipe ? recipe->weight_spec(l->name) : std::nullopt;
-    if (!spec) {
-      fp32(l->weight);
-      continue;
-    }
-    // A quantized tied head is stored as its own packed tensor (the checkpoint unties it).
-    const int64_t groups = group_count(weight_grouping(*spec), l->out(), l->in(), l->name);
-    s.fp32_bytes += seen.insert(l->weight.data()).second ? 4 * l->weight.numel() : 0;
-    s.quantized_bytes += (l->weight.numel() * spec->bits + 7) / 8 + 4 * groups + (spec->symmetric ? 0 : groups);
+    count(l->bias);
+    count(l->weight);
   }
   return s;
+}
+
+std::string describe(const ModelSize& s) {
+  return fmt::format("{} bytes as stored quantized, {} in FP32 ({:.2f}x smaller)", s.quantized_bytes, s.fp32_bytes,
+                     static_cast<double>(s.fp32_bytes) / static_cast<double>(s.quantized_bytes));
 }
 
 }  // namespace tquant

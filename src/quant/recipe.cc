@@ -96,24 +96,30 @@ Recipe parse_recipe(const json& j, const std::filesystem::path& path, const std:
   const std::string file = path.string();
   if (!j.is_object()) fail("{}: a recipe must be a JSON object", file);
   for (const auto& [key, v] : j.items())
-    if (key != "name" && key != "description" && key != "weights" && key != "activations" && key != "overrides")
-      fail("{}: unknown top-level field \"{}\" (known: name, description, weights, activations, overrides)", file, key);
+    if (key != "name" && key != "description" && key != "weights" && key != "embeddings" && key != "activations" &&
+        key != "overrides")
+      fail("{}: unknown top-level field \"{}\" (known: name, description, weights, embeddings, activations, overrides)",
+           file, key);
   Recipe r;
   r.file = path;
   r.source = j;
   r.name = j.contains("name") && j["name"].is_string() ? j["name"].get<std::string>() : path.stem().string();
-  if (j.contains("weights")) {
+  // Weights and embedding tables: a symmetric per-channel default, plus a skip list.
+  auto weight_like = [&](const char* section, std::vector<std::string>& skip) {
     TensorQuantSpec w;
     w.symmetric = true;
     w.granularity = "per_channel";
-    apply_spec(j["weights"], w, file, "weights");
-    check_spec(w, file, "weights");
+    apply_spec(j[section], w, file, section);
+    check_spec(w, file, section);
     if (w.granularity == "per_token" || w.granularity == "per_embedding_group")
-      fail("{}: weights.granularity \"{}\" applies to activations only", file, w.granularity);
-    if (j["weights"].contains("skip")) r.weight_skip = string_list(j["weights"]["skip"], file, "weights.skip");
-    for (const auto& p : r.weight_skip) check_pattern(p, known, file, "weights.skip pattern");
-    r.weights = w;
-  }
+      fail("{}: {}.granularity \"{}\" applies to activations only", file, section, w.granularity);
+    const std::string where = std::string(section) + ".skip";
+    if (j[section].contains("skip")) skip = string_list(j[section]["skip"], file, where);
+    for (const auto& p : skip) check_pattern(p, known, file, where + " pattern");
+    return w;
+  };
+  if (j.contains("weights")) r.weights = weight_like("weights", r.weight_skip);
+  if (j.contains("embeddings")) r.embeddings = weight_like("embeddings", r.embedding_skip);
   if (j.contains("activations")) {
     TensorQuantSpec a;
     apply_spec(j["activations"], a, file, "activations");
@@ -155,16 +161,30 @@ Recipe load_recipe(const std::string& name_or_path, const std::vector<std::strin
   return parse_recipe(j, path, known);
 }
 
-std::optional<TensorQuantSpec> Recipe::weight_spec(const std::string& linear) const {
-  if (!weights) return std::nullopt;
-  for (const auto& p : weight_skip)
-    if (glob_match(p, linear)) return std::nullopt;
-  TensorQuantSpec s = *weights;
-  for (const auto& [pattern, spec] : overrides)
-    if (glob_match(pattern, linear)) apply_spec(spec, s, file.string(), "overrides." + pattern);
-  check_spec(s, file.string(), "the weights of " + linear);
+namespace {
+
+std::optional<TensorQuantSpec> weight_like_spec(const Recipe& r, const std::optional<TensorQuantSpec>& base,
+                                                const std::vector<std::string>& skip, const std::string& name,
+                                                const std::string& what) {
+  if (!base) return std::nullopt;
+  for (const auto& p : skip)
+    if (glob_match(p, name)) return std::nullopt;
+  TensorQuantSpec s = *base;
+  for (const auto& [pattern, spec] : r.overrides)
+    if (glob_match(pattern, name)) apply_spec(spec, s, r.file.string(), "overrides." + pattern);
+  check_spec(s, r.file.string(), what + name);
   if (!s.enabled) return std::nullopt;
   return s;
+}
+
+}  // namespace
+
+std::optional<TensorQuantSpec> Recipe::weight_spec(const std::string& linear) const {
+  return weight_like_spec(*this, weights, weight_skip, linear, "the weights of ");
+}
+
+std::optional<TensorQuantSpec> Recipe::embedding_spec(const std::string& table) const {
+  return weight_like_spec(*this, embeddings, embedding_skip, table, "the embedding table ");
 }
 
 std::optional<TensorQuantSpec> Recipe::activation_spec(const std::string& point) const {

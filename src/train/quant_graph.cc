@@ -7,21 +7,18 @@
 namespace tquant::train {
 
 QuantizedWeightsScope::QuantizedWeightsScope(Model& model, const Recipe& recipe,
-                                             const std::map<std::string, QuantParams>& fixed)
-    : model_(model) {
-  for (Linear* l : model.linears()) latent_.push_back(l->weight);
+                                             const std::map<std::string, QuantParams>& fixed) {
+  for (const QuantizedTensor& t : quantized_tensors(model, recipe)) latent_.emplace_back(t.tensor, *t.tensor);
   described_ = quantize_weights(model, recipe, fixed);
 }
 
 QuantizedWeightsScope::~QuantizedWeightsScope() {
-  size_t i = 0;
-  for (Linear* l : model_.linears()) l->weight = latent_[i++];
+  for (auto& [slot, latent] : latent_) *slot = latent;
 }
 
 Calibration initial_quantizers(Model& model, const Recipe& recipe, const std::vector<Batch>& batches) {
   std::map<std::string, QuantParams> weights;
-  for (Linear* l : model.linears())
-    if (auto spec = recipe.weight_spec(l->name)) weights[l->name] = estimate_weight_params(*l, *spec);
+  for (const QuantizedTensor& t : quantized_tensors(model, recipe)) weights[t.name] = estimate_weight_params(t);
   Calibration c;
   {
     const QuantizedWeightsScope quantized(model, recipe, weights);
@@ -41,17 +38,19 @@ QuantGraph::QuantGraph(Model& model, const std::map<std::string, QuantParams>& a
            "output point instead", point);
     activations_.emplace(point, LearnedQuantizer::from_params(point, p, learn_activations));
   }
-  std::map<std::string, Linear*> linears;
-  for (Linear* l : model.linears()) linears[l->name] = l;
+  std::map<std::string, std::pair<Tensor*, bool>> slots;  // name -> (tensor, is a table)
+  for (Linear* l : model.linears()) slots[l->name] = {&l->weight, false};
+  for (const auto& [name, table] : model.embedding_tables()) slots[name] = {table, true};
   for (const auto& [name, p] : weights) {
-    const auto it = linears.find(name);
-    if (it == linears.end()) fail("weight quantizer for {}: the model has no such linear", name);
+    const auto it = slots.find(name);
+    if (it == slots.end()) fail("weight quantizer for {}: the model has no such linear or embedding table", name);
     WeightState w;
-    w.linear = it->second;
+    w.slot = it->second.first;
+    w.table = it->second.second;
     w.q = LearnedQuantizer::from_params(name + ".weight", p, learn_weights);
-    check_fits(p, it->second->out(), it->second->in(), w.q.name);
-    w.quantized = Tensor(it->second->weight.shape());
-    w.grad = Tensor(it->second->weight.shape());
+    check_fits(p, w.slot->dim(0), w.slot->dim(1), w.q.name);
+    w.quantized = Tensor(w.slot->shape());
+    w.grad = Tensor(w.slot->shape());
     weights_.emplace(name, std::move(w));
   }
   for (auto& [point, q] : activations_) add_parameters(q);
@@ -108,7 +107,7 @@ void QuantGraph::begin_pass(bool backward) {
   keep_inputs_ = backward;
   saved_.clear();
   for (auto& [name, w] : weights_) {
-    std::memcpy(w.quantized.data(), w.linear->weight.data(), sizeof(float) * w.quantized.numel());
+    std::memcpy(w.quantized.data(), w.slot->data(), sizeof(float) * w.quantized.numel());
     learned_quantize_forward(w.q, w.quantized.data(), w.quantized.rows(), w.quantized.cols());
     std::memset(w.grad.data(), 0, sizeof(float) * w.grad.numel());
   }
@@ -119,10 +118,23 @@ const float* QuantGraph::weight(const Linear& l) const {
   return it == weights_.end() ? l.weight.data() : it->second.quantized.data();
 }
 
-float* QuantGraph::weight_grad(const Linear& l) {
-  const auto it = weights_.find(l.name);
-  if (it == weights_.end()) fail("internal: linear {} has no weight quantizer", l.name);
+float* QuantGraph::weight_grad(const std::string& name) {
+  const auto it = weights_.find(name);
+  if (it == weights_.end()) fail("internal: {} has no weight quantizer", name);
   return it->second.grad.data();
+}
+
+QuantGraph::QuantizedTables::QuantizedTables(QuantGraph& g) : g_(g) {
+  for (auto& [name, w] : g_.weights_)
+    if (w.table) {
+      w.latent = *w.slot;
+      *w.slot = w.quantized;
+    }
+}
+
+QuantGraph::QuantizedTables::~QuantizedTables() {
+  for (auto& [name, w] : g_.weights_)
+    if (w.table && !w.latent.empty()) *w.slot = std::move(w.latent), w.latent = Tensor();
 }
 
 void QuantGraph::end_pass(const std::function<float*(const Tensor&)>& latent_grad) {
@@ -132,8 +144,8 @@ void QuantGraph::end_pass(const std::function<float*(const Tensor&)>& latent_gra
     float* ds = g == grads_.end() ? nullptr : g->second.first.data();
     float* dz = g == grads_.end() || g->second.second.empty() ? nullptr : g->second.second.data();
     if (!ds) q.learn = false;
-    learned_quantize_backward(q, w.linear->weight.data(), w.grad.rows(), w.grad.cols(), w.grad.data(), ds, dz);
-    float* dw = latent_grad(w.linear->weight);
+    learned_quantize_backward(q, w.slot->data(), w.grad.rows(), w.grad.cols(), w.grad.data(), ds, dz);
+    float* dw = latent_grad(*w.slot);
     const float* gq = w.grad.data();
     const int64_t n = w.grad.numel();
 #pragma omp parallel for schedule(static)

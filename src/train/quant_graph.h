@@ -23,9 +23,9 @@
 
 namespace tquant::train {
 
-// While alive, the model's linears hold their fake-quantized weights (quantize_weights with
-// `fixed` parameters where given); the FP weights come back when it goes out of scope, also on
-// an exception.
+// While alive, the model's linears and embedding tables hold their fake-quantized weights
+// (quantize_weights with `fixed` parameters where given); the FP weights come back when it goes
+// out of scope, also on an exception.
 class QuantizedWeightsScope {
  public:
   QuantizedWeightsScope(Model& model, const Recipe& recipe, const std::map<std::string, QuantParams>& fixed);
@@ -35,8 +35,7 @@ class QuantizedWeightsScope {
   const std::map<std::string, std::string>& described() const { return described_; }
 
  private:
-  Model& model_;
-  std::vector<Tensor> latent_;
+  std::vector<std::pair<Tensor*, Tensor>> latent_;  // model slot -> its FP tensor
   std::map<std::string, std::string> described_;
 };
 
@@ -48,8 +47,8 @@ Calibration initial_quantizers(Model& model, const Recipe& recipe, const std::ve
 
 class QuantGraph {
  public:
-  // activations: point -> initial parameters (from calibration); weights: linear name -> initial
-  // parameters. Points must be ones the training pass has (linear inputs, ".in", are not).
+  // activations: point -> initial parameters (from calibration); weights: linear or embedding
+  // table name -> initial parameters. Points must be ones the training pass has (linear inputs, ".in", are not).
   QuantGraph(Model& model, const std::map<std::string, QuantParams>& activations,
              const std::map<std::string, QuantParams>& weights, bool learn_activations, bool learn_weights);
 
@@ -70,9 +69,22 @@ class QuantGraph {
   // Called by the pass before its forward: requantizes every weight from the current latent
   // weights and scales, and clears the dŴ buffers. Inputs are kept only when a backward follows.
   void begin_pass(bool backward);
-  bool quantizes_weight(const Linear& l) const { return weights_.count(l.name) > 0; }
-  const float* weight(const Linear& l) const;  // Ŵ, or the latent weight when not quantized
-  float* weight_grad(const Linear& l);         // dŴ buffer of a quantized linear
+  bool quantizes_weight(const std::string& name) const { return weights_.count(name) > 0; }
+  const float* weight(const Linear& l) const;   // Ŵ, or the latent weight when not quantized
+  float* weight_grad(const std::string& name);  // dŴ buffer of a quantized linear or table
+
+  // Model::embed reads the model's own tables, so while the returned guard lives the quantized
+  // tables' slots hold Ŵ; the latent tables come back when it goes.
+  class QuantizedTables {
+   public:
+    explicit QuantizedTables(QuantGraph& g);
+    ~QuantizedTables();
+    QuantizedTables(const QuantizedTables&) = delete;
+    QuantizedTables& operator=(const QuantizedTables&) = delete;
+
+   private:
+    QuantGraph& g_;
+  };
   // Called after the backward: dW += mask ⊙ dŴ through `latent_grad`, and the scales' grads.
   void end_pass(const std::function<float*(const Tensor&)>& latent_grad);
 
@@ -82,7 +94,9 @@ class QuantGraph {
 
  private:
   struct WeightState {
-    Linear* linear = nullptr;
+    Tensor* slot = nullptr;  // the model's tensor: the linear's weight or the embedding table
+    Tensor latent;           // the same storage, kept while a QuantizedTables swaps the slot
+    bool table = false;
     LearnedQuantizer q;
     Tensor quantized, grad;
   };

@@ -92,6 +92,10 @@ class Pass {
   // ---- primitives -------------------------------------------------------------------------
 
   const float* weight_of(const Linear& l) const { return quant_ ? quant_->weight(l) : l.weight.data(); }
+  // Where the gradient of a weight (linear or embedding table) goes: dŴ when QAT quantizes it.
+  float* weight_grad(const std::string& name, const Tensor& latent) {
+    return quant_ && quant_->quantizes_weight(name) ? quant_->weight_grad(name) : grad_(latent);
+  }
 
   Tensor linear(const Linear& l, const Tensor& x) {
     Shape shape = x.shape();
@@ -107,7 +111,7 @@ class Pass {
   void linear_back(const Linear& l, const Tensor& x, Tensor& dy, Tensor& dx, bool accumulate) {
     fq_back(-1, (l.name + ".out").c_str(), dy);
     if (dx.empty()) dx = Tensor::uninitialized(x.shape()), accumulate = false;
-    float* dw = quant_ && quant_->quantizes_weight(l) ? quant_->weight_grad(l) : grad_(l.weight);
+    float* dw = weight_grad(l.name, l.weight);
     linear_backward(x.data(), x.rows(), x.cols(), weight_of(l), l.out(), dy.data(), dx.data(), accumulate, dw,
                     grad_(l.bias));
   }
@@ -171,7 +175,13 @@ class Pass {
     auto capture = std::make_shared<Capture>();
     Hooks hooks;
     hooks.add(capture);
-    Tensor x = m_.embed(batch_, &hooks);
+    Tensor x;
+    if (quant_) {
+      const QuantGraph::QuantizedTables quantized(*quant_);
+      x = m_.embed(batch_, &hooks);
+    } else {
+      x = m_.embed(batch_, &hooks);
+    }
     if (c_.embedding_norm) {
       fq(-1, "embed.out", capture->sum);
       x = norm(m_.embedding_norm, capture->sum, embed_norm_);
@@ -194,16 +204,16 @@ class Pass {
       de = dx;
     }
     fq_back(-1, "embed.out", de);
-    embedding_backward(batch_.ids.data(), N_, D, de.data(), grad_(m_.token_embedding));
+    embedding_backward(batch_.ids.data(), N_, D, de.data(), weight_grad("embed.tokens", m_.token_embedding));
     if (!m_.position_embedding.empty()) {
       std::vector<int32_t> pos(N_);
       for (int64_t i = 0; i < N_; ++i) pos[i] = static_cast<int32_t>(i % T + c_.position_offset);
-      embedding_backward(pos.data(), N_, D, de.data(), grad_(m_.position_embedding));
+      embedding_backward(pos.data(), N_, D, de.data(), weight_grad("embed.positions", m_.position_embedding));
     }
     if (!m_.type_embedding.empty()) {
       std::vector<int32_t> types(N_, 0);
       if (!batch_.type_ids.empty()) types = batch_.type_ids;
-      embedding_backward(types.data(), N_, D, de.data(), grad_(m_.type_embedding));
+      embedding_backward(types.data(), N_, D, de.data(), weight_grad("embed.types", m_.type_embedding));
     }
   }
 

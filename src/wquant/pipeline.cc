@@ -260,6 +260,7 @@ class BlockQuantizer {
 QuantizeReport quantize_model(Model& model, const std::vector<Batch>& calibration, const PipelineOptions& o,
                               const ProgressFn& progress) {
   if (calibration.empty()) fail("weight quantization needs calibration data");
+  model.require_fp_weights("weight quantization");
   const ModelConfig& c = model.config();
   for (const Block& b : model.blocks)
     for (const Linear* l : {&b.q, &b.k, &b.v, &b.o, &b.gate, &b.up, &b.down})

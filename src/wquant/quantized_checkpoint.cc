@@ -370,6 +370,7 @@ void check_output_folder(const fs::path& input, const fs::path& out_dir) {
 
 void write_quantized_checkpoint(const Model& model, const std::map<std::string, QuantizedWeight>& quantized,
                                 const json& method_info, const fs::path& out_dir, bool fake) {
+  model.require_fp_weights("writing a quantized checkpoint");
   const fs::path& input = model.dir();
   if (input.empty()) fail("{}: the model was not loaded from a folder; nothing to copy the rest from", out_dir.string());
   if (out_dir.empty()) fail("no output folder given");

@@ -17,9 +17,7 @@ namespace {
 using json = nlohmann::ordered_json;
 
 std::vector<std::string> known(int layers) {
-  auto names = documented_point_names(layers);
-  const auto linears = documented_linear_names(layers);
-  names.insert(names.end(), linears.begin(), linears.end());
+  auto names = documented_recipe_names(layers);
   return names;
 }
 

@@ -13,9 +13,7 @@ namespace {
 using json = nlohmann::ordered_json;
 
 std::vector<std::string> known() {
-  auto names = documented_point_names(4);
-  const auto linears = documented_linear_names(4);
-  names.insert(names.end(), linears.begin(), linears.end());
+  auto names = documented_recipe_names(4);
   return names;
 }
 
@@ -53,6 +51,26 @@ TEST(Recipe, SkippedLinearsStayFloat) {
   EXPECT_FALSE(r.weight_spec("lm_head"));
   EXPECT_FALSE(r.weight_spec("layers.0.attn.q_proj"));
   EXPECT_EQ(r.weight_spec("layers.1.attn.q_proj")->bits, 4);
+}
+
+TEST(Recipe, EmbeddingTablesHaveTheirOwnSpecSkipsAndOverrides) {
+  const Recipe r = parse_recipe(json::parse(R"({"weights": {"bits": 4},
+    "embeddings": {"bits": 2, "symmetric": false, "skip": ["embed.types"]},
+    "overrides": {"embed.positions": {"bits": 8}}})"), "r.json", known());
+  EXPECT_EQ(r.embedding_spec("embed.tokens")->bits, 2);
+  EXPECT_EQ(r.embedding_spec("embed.tokens")->granularity, "per_channel");  // a scale per row
+  EXPECT_FALSE(r.embedding_spec("embed.tokens")->symmetric);
+  EXPECT_EQ(r.embedding_spec("embed.positions")->bits, 8);
+  EXPECT_FALSE(r.embedding_spec("embed.types"));
+  EXPECT_EQ(r.weight_spec("layers.0.attn.q_proj")->bits, 4);
+  // without the section the tables stay FP32
+  EXPECT_FALSE(parse_recipe(json::parse(R"({"weights": {"bits": 4}})"), "r.json", known()).embedding_spec("embed.tokens"));
+  EXPECT_NE(error_of(json::parse(R"({"embeddings": {"bits": 2, "granularity": "per_token"}})"))
+                .find("embeddings.granularity \"per_token\" applies to activations only"),
+            std::string::npos);
+  EXPECT_NE(error_of(json::parse(R"({"embeddings": {"bits": 2, "skip": ["embed.word"]}})"))
+                .find("embeddings.skip pattern \"embed.word\" matches no"),
+            std::string::npos);
 }
 
 TEST(Recipe, BadRecipesGiveClearErrors) {
@@ -111,9 +129,7 @@ TEST(ModelSize, CountsPackedCodesScalesAndZeroPointsAndFp32Elsewhere) {
   const ModelSize fp = model_size(m, nullptr);
   EXPECT_EQ(fp.fp32_bytes, 4 * (fp_other + weights));
   EXPECT_EQ(fp.quantized_bytes, fp.fp32_bytes);
-  auto known = documented_point_names(c.layers);
-  const auto linears = documented_linear_names(c.layers);
-  known.insert(known.end(), linears.begin(), linears.end());
+  auto known = documented_recipe_names(c.layers);
   const Recipe r = parse_recipe({{"name", "w4"}, {"weights", {{"bits", 4}, {"granularity", "per_channel"}, {"symmetric", false}}}},
                                 "w4.json", known);
   const ModelSize q = model_size(m, &r);
@@ -121,6 +137,35 @@ TEST(ModelSize, CountsPackedCodesScalesAndZeroPointsAndFp32Elsewhere) {
   // every linear quantized: codes at 4 bits, per output row a 4-byte scale and a 1-byte zero point
   const int64_t rows = L * (4 * D + F + D) + D + 3;  // q,k,v,o (D each), up (F), down (D); pooler; classifier
   EXPECT_EQ(q.quantized_bytes, 4 * fp_other + weights / 2 + 5 * rows);
+
+  // plus 2-bit word and position tables, a row per token/position with scale and zero point; the
+  // type table skipped
+  const Recipe e = parse_recipe(
+      {{"name", "w4e2"},
+       {"weights", {{"bits", 4}, {"granularity", "per_channel"}, {"symmetric", false}}},
+       {"embeddings", {{"bits", 2}, {"granularity", "per_channel"}, {"symmetric", false}, {"skip", {"embed.types"}}}}},
+      "w4e2.json", known);
+  const ModelSize qe = model_size(m, &e);
+  EXPECT_EQ(qe.fp32_bytes, fp.fp32_bytes);
+  const int64_t P = c.max_positions;
+  const auto two_bit = [](int64_t n) { return (2 * n + 7) / 8; };
+  EXPECT_EQ(qe.quantized_bytes, 4 * (fp_other - V * D - P * D) + two_bit(V * D) + two_bit(P * D) + 5 * (V + P) +
+                                    weights / 2 + 5 * rows);
+}
+
+// A tied LM head: FP32 storage counts once; quantizing only the table unties it, so the table's
+// packed codes and the head's FP32 copy are both stored.
+TEST(ModelSize, QuantizingOneSideOfATiedPairStoresBoth) {
+  const auto dir = train::testmodels::make_model("size_tied", train::testmodels::llama_config(true));
+  Model m = Model::load(dir);
+  ASSERT_EQ(m.lm_head.weight.data(), m.token_embedding.data());
+  const int64_t V = m.config().vocab_size, D = m.config().hidden;
+  const ModelSize fp = model_size(m, nullptr);
+  const Recipe e = parse_recipe({{"name", "e8"}, {"embeddings", {{"bits", 8}, {"granularity", "per_tensor"}, {"symmetric", true}}}},
+                                "e8.json", documented_recipe_names(m.config().layers));
+  const ModelSize q = model_size(m, &e);
+  EXPECT_EQ(q.fp32_bytes, fp.fp32_bytes);
+  EXPECT_EQ(q.quantized_bytes, fp.quantized_bytes + V * D + 4);
 }
 }  // namespace
 }  // namespace tquant

@@ -117,11 +117,11 @@ TEST(LearnedQuantizer, BackwardMatchesTheScalarReference) {
   }
 }
 
-// A recipe quantizing every point the classifier has, with weights, as JSON.
-Recipe every_point_recipe(const Model& m, int wbits, int abits, const std::string& granularity = "per_tensor") {
-  auto known = documented_point_names(m.config().layers);
-  const auto linears = documented_linear_names(m.config().layers);
-  known.insert(known.end(), linears.begin(), linears.end());
+// A recipe quantizing every point the classifier has, with weights, as JSON; embedding_bits > 0
+// also quantizes the embedding tables (per row, asymmetric).
+Recipe every_point_recipe(const Model& m, int wbits, int abits, const std::string& granularity = "per_tensor",
+                          int embedding_bits = 0) {
+  auto known = documented_recipe_names(m.config().layers);
   nlohmann::ordered_json j = {
       {"name", "test"},
       {"weights", {{"bits", wbits}, {"granularity", "per_channel"}, {"symmetric", true}, {"estimator", "minmax"}}},
@@ -139,6 +139,9 @@ Recipe every_point_recipe(const Model& m, int wbits, int abits, const std::strin
                       {"layers.*.attn.probs", {{"granularity", "per_tensor"}}},
                       {"layers.*.ffn.act.out", {{"granularity", "per_tensor"}}},
                       {"logits", {{"granularity", "per_tensor"}}}, {"pooler.out", {{"granularity", "per_tensor"}}}};
+  if (embedding_bits > 0)
+    j["embeddings"] = {{"bits", embedding_bits}, {"granularity", "per_channel"}, {"symmetric", false},
+                       {"estimator", "minmax"}};
   return parse_recipe(j, "test.json", known);
 }
 
@@ -155,10 +158,11 @@ Quantized calibrate(Model& m, const Recipe& r, const std::vector<Batch>& batches
 }
 
 // The training graph's logits are those of `tquant eval` with the same parameters, bit for bit.
-void expect_graph_matches_inference(const std::string& name, const json& config, const std::string& granularity) {
+void expect_graph_matches_inference(const std::string& name, const json& config, const std::string& granularity,
+                                     int embedding_bits = 0) {
   Model m = Model::load(make_model(name, config));
   const Case k = make_case(m.config(), m.config().arch == Arch::Bert);
-  const Recipe r = every_point_recipe(m, 4, 6, granularity);
+  const Recipe r = every_point_recipe(m, 4, 6, granularity, embedding_bits);
   const Quantized q = calibrate(m, r, {k.batch});
 
   QuantGraph graph(m, q.calibration.points, q.weights, true, true);
@@ -200,6 +204,11 @@ TEST(QuantGraph, PegClassifierLogitsEqualTheInferenceHooks) {
 }
 TEST(QuantGraph, LlamaLogitsEqualTheInferenceHooks) {
   expect_graph_matches_inference("qat_llama", llama_config(false), "per_tensor");
+}
+// All three BERT tables and LLaMA's (tied: its head keeps its own 4-bit weight quantizer) at 2 bits.
+TEST(QuantGraph, TwoBitEmbeddingsEqualTheInferenceHooks) {
+  expect_graph_matches_inference("qat_emb2_cls", bert_config("BertForSequenceClassification", 3), "per_tensor", 2);
+  expect_graph_matches_inference("qat_emb2_llama", llama_config(true), "per_tensor", 2);
 }
 
 // With 16-bit quantizers whose ranges cover everything, the STE makes each quantizer the
@@ -244,6 +253,52 @@ TEST(QuantGraph, FineQuantizersGiveTheFpGradients) {
         ASSERT_TRUE(std::isfinite(p.grad[j])) << p.name;
         nonzero += p.grad[j] != 0.f;
       }
+    EXPECT_GT(nonzero, 0) << name;
+  }
+}
+
+// With only the embedding tables quantized (2-bit rows, min-max so that nothing clamps), the
+// training pass is the FP pass of a model whose tables were fake-quantized, and the STE hands
+// the latent tables dŴ unchanged: every gradient equals that model's, bit for bit.
+TEST(QuantGraph, EmbeddingTableQuantizersTrainLikeTheQuantizedTables) {
+  for (const auto& [name, config] : std::vector<std::pair<std::string, json>>{
+           {"emb_cls", bert_config("BertForSequenceClassification", 3)}, {"emb_llama", llama_config(false)}}) {
+    Model m = Model::load(make_model(name, config));
+    const Case k = make_case(m.config(), m.config().arch == Arch::Bert);
+    const Recipe r = parse_recipe({{"name", "e2"},
+                                   {"embeddings", {{"bits", 2}, {"granularity", "per_channel"}, {"symmetric", false},
+                                                   {"estimator", "minmax"}}}},
+                                  "e2.json", documented_recipe_names(m.config().layers));
+    std::map<std::string, QuantParams> tables;
+    for (const QuantizedTensor& t : quantized_tensors(m, r)) tables[t.name] = estimate_weight_params(t);
+    EXPECT_EQ(tables.size(), m.config().arch == Arch::Bert ? 3u : 1u) << name;
+
+    Model quantized = Model::load(m.dir());
+    quantize_weights(quantized, r, tables);
+    TrainableModel ref(quantized);
+    ref.zero_grad();
+    const LossSum ref_loss = ref.accumulate(k.batch, k.targets(), 1.f, {}, 0);
+
+    QuantGraph graph(m, {}, tables, true, true);
+    TrainableModel tm(m);
+    tm.set_quant_graph(&graph);
+    tm.zero_grad();
+    graph.zero_grad();
+    const LossSum loss = tm.accumulate(k.batch, k.targets(), 1.f, {}, 0);
+    EXPECT_EQ(loss.loss, ref_loss.loss) << name;
+    ASSERT_EQ(tm.parameters().size(), ref.parameters().size());
+    for (size_t i = 0; i < ref.parameters().size(); ++i) {
+      const Tensor& a = tm.parameters()[i].grad;
+      const Tensor& b = ref.parameters()[i].grad;
+      for (int64_t j = 0; j < a.numel(); ++j) ASSERT_EQ(a[j], b[j]) << name << ": " << ref.parameters()[i].name << " " << j;
+    }
+    // the latent tables are untouched, and the tables' scales have gradients
+    int moved = 0;
+    for (int64_t j = 0; j < m.token_embedding.numel(); ++j) moved += m.token_embedding[j] != quantized.token_embedding[j];
+    EXPECT_GT(moved, m.token_embedding.numel() / 2) << name;
+    int nonzero = 0;
+    for (Parameter& p : graph.parameters())
+      for (int64_t j = 0; j < p.grad.numel(); ++j) nonzero += p.grad[j] != 0.f;
     EXPECT_GT(nonzero, 0) << name;
   }
 }
