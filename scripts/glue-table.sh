@@ -54,7 +54,7 @@ for task in $TASKS; do
   train=$(train_tsv "$task") dev=$(dev_tsv "$task")
   if [ "$QAT_MAX_TRAIN" -gt 0 ]; then
     mkdir -p "$out/$task"
-    head -n $((QAT_MAX_TRAIN + 1)) "$train" > "$out/$task/qat-train.tsv"
+    awk -v n=$((QAT_MAX_TRAIN + 1)) 'NR <= n' "$train" > "$out/$task/qat-train.tsv"
     qat_train=$out/$task/qat-train.tsv
   else
     qat_train=$train
@@ -74,7 +74,8 @@ for task in $TASKS; do
       --json "$dir/w6a6-os.json"
     # AdaRound: 4-bit per-channel weights learned layer by layer on the task's own sentences.
     # (every field with a space in it is a sentence; ids, labels and scores have none)
-    awk -F'\t' '{ for (i = 1; i <= NF; ++i) if ($i ~ / /) print $i }' "$train" | head -n 4000 > "$dir/adaround-calib.txt"
+    awk -F'\t' '{ for (i = 1; i <= NF && n < 4000; ++i) if ($i ~ / /) { print $i; ++n } }' "$train" \
+      > "$dir/adaround-calib.txt"
     cell adaround-quantize "$tq" quantize --model "$model" --method adaround --wbits 4 --sym --iters "$ADAROUND_ITERS" \
       --calib "$dir/adaround-calib.txt" --calib-len 128 --seed "$seed" --out "$dir/w4-adaround" --json "$dir/adaround-quantize.json"
     cell w4a32-adaround "${ev[@]}" --model "$dir/w4-adaround" --json "$dir/w4a32-adaround.json"
