@@ -8,7 +8,7 @@
 # Every finished cell is skipped on a rerun. Environment: TASKS (default "sst2 mrpc rte stsb
 # cola"), SEEDS ("1 2 3"), QAT_EPOCHS (default 6, METHODS.md §2), QAT_MAX_TRAIN (0 = the whole
 # train split; a number keeps the first N examples, for a cheaper run), CALIB_SAMPLES (256),
-# ADAROUND_ITERS (1000).
+# ADAROUND_ITERS (1000), ROWS (default "ptq adaround qat": which groups of rows to run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -20,6 +20,8 @@ QAT_EPOCHS=${QAT_EPOCHS:-6}
 QAT_MAX_TRAIN=${QAT_MAX_TRAIN:-0}
 CALIB_SAMPLES=${CALIB_SAMPLES:-256}
 ADAROUND_ITERS=${ADAROUND_ITERS:-1000}
+ROWS=${ROWS:-"ptq adaround qat"}
+wants() { [[ " $ROWS " == *" $1 "* ]]; }
 glue=$(realpath ../shared/data/glue)
 [ -d "$ref/glue" ] || { echo "error: $ref/glue: no fine-tuned models; run scripts/reference-models.sh first" >&2; exit 1; }
 
@@ -66,19 +68,24 @@ for task in $TASKS; do
     ev=("$tq" eval --task glue --glue-task "$task" --data "$dev")
     cal=(--calib "$train" --calib-samples "$CALIB_SAMPLES" --seed "$seed")
     cell fp32 "${ev[@]}" --model "$model" --json "$dir/fp32.json"
-    cell w8a8 "${ev[@]}" --model "$model" --recipe w8a8 "${cal[@]}" --json "$dir/w8a8.json"
-    cell w8a8-mixed "${ev[@]}" --model "$model" --recipe w8a8-mixed "${cal[@]}" --json "$dir/w8a8-mixed.json"
-    cell w8a8-peg "${ev[@]}" --model "$model" --recipe w8a8-peg "${cal[@]}" --json "$dir/w8a8-peg.json"
-    cell w6a6 "${ev[@]}" --model "$model" --recipe w6a6 "${cal[@]}" --json "$dir/w6a6.json"
-    cell w6a6-os "${ev[@]}" --model "$model" --recipe w6a6-os --gamma-migration --token-clipping fine "${cal[@]}" \
-      --json "$dir/w6a6-os.json"
-    # AdaRound: 4-bit per-channel weights learned layer by layer on the task's own sentences.
-    # (every field with a space in it is a sentence; ids, labels and scores have none)
-    awk -F'\t' '{ for (i = 1; i <= NF && n < 4000; ++i) if ($i ~ / /) { print $i; ++n } }' "$train" \
-      > "$dir/adaround-calib.txt"
-    cell adaround-quantize "$tq" quantize --model "$model" --method adaround --wbits 4 --sym --iters "$ADAROUND_ITERS" \
-      --calib "$dir/adaround-calib.txt" --calib-len 128 --seed "$seed" --out "$dir/w4-adaround" --json "$dir/adaround-quantize.json"
-    cell w4a32-adaround "${ev[@]}" --model "$dir/w4-adaround" --json "$dir/w4a32-adaround.json"
+    if wants ptq; then
+      cell w8a8 "${ev[@]}" --model "$model" --recipe w8a8 "${cal[@]}" --json "$dir/w8a8.json"
+      cell w8a8-mixed "${ev[@]}" --model "$model" --recipe w8a8-mixed "${cal[@]}" --json "$dir/w8a8-mixed.json"
+      cell w8a8-peg "${ev[@]}" --model "$model" --recipe w8a8-peg "${cal[@]}" --json "$dir/w8a8-peg.json"
+      cell w6a6 "${ev[@]}" --model "$model" --recipe w6a6 "${cal[@]}" --json "$dir/w6a6.json"
+      cell w6a6-os "${ev[@]}" --model "$model" --recipe w6a6-os --gamma-migration --token-clipping fine "${cal[@]}" \
+        --json "$dir/w6a6-os.json"
+    fi
+    if wants adaround; then
+      # AdaRound: 4-bit per-channel weights learned layer by layer on the task's own sentences.
+      # (every field with a space in it is a sentence; ids, labels and scores have none)
+      awk -F'\t' '{ for (i = 1; i <= NF && n < 4000; ++i) if ($i ~ / /) { print $i; ++n } }' "$train" \
+        > "$dir/adaround-calib.txt"
+      cell adaround-quantize "$tq" quantize --model "$model" --method adaround --wbits 4 --sym --iters "$ADAROUND_ITERS" \
+        --calib "$dir/adaround-calib.txt" --calib-len 128 --seed "$seed" --out "$dir/w4-adaround" --json "$dir/adaround-quantize.json"
+      cell w4a32-adaround "${ev[@]}" --model "$dir/w4-adaround" --json "$dir/w4a32-adaround.json"
+    fi
+    wants qat || continue
     for recipe in w8a8 w4a8 w4a8-emb2; do
       cell "qat-$recipe" "$tq" qat --model "$model" --recipe "$recipe" --glue-task "$task" --train "$qat_train" --dev "$dev" \
         --out "$dir/qat-$recipe" --seeds "$seed" --epochs "$QAT_EPOCHS"
