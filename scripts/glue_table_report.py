@@ -79,7 +79,7 @@ def main():
         for t in TASKS:
             cells.append(f"{scores[t][0]:.1f}" + ("" if scores[t][1] == 3 else f" ({scores[t][1]} seed)") if t in scores else "–")
         mean = f"{statistics.mean(s for s, _ in scores.values()):.1f}" if len(scores) == len(TASKS) else "–"
-        print(f"| {label} | " + " | ".join(cells) + f" | {mean} | {size if size else '–'} | "
+        print(f"| {label} | " + " | ".join(cells) + f" | {mean} | {f'{int(size):,}' if size else '–'} | "
               f"{f'{seconds:.0f}' if seconds else '–'} | {expected} |")
 
 
