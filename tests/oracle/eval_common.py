@@ -7,6 +7,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import traceback
 
@@ -31,6 +32,44 @@ def _fresh(path):
     if os.path.exists(path):
         os.remove(path)
     return path
+
+
+def run_tquant(args, cmd, timeout=300, simd=None):
+    """Runs `tquant CMD` (TQUANT_SIMD=simd when given) and returns its stdout; a non-zero exit
+    is a Failure carrying the command and its stderr."""
+    env = dict(os.environ, OMP_WAIT_POLICY="passive")
+    if simd:
+        env["TQUANT_SIMD"] = simd
+    proc = subprocess.run([args.tquant] + [str(c) for c in cmd], capture_output=True, text=True, timeout=timeout,
+                          env=env)
+    if proc.returncode != 0:
+        raise Failure(f"tquant {' '.join(map(str, cmd))} exited {proc.returncode}\n{proc.stderr.strip()}\n"
+                      f"{proc.stdout.strip()[-1500:]}")
+    return proc.stdout
+
+
+class DefaultModel:
+    """The default model, its TinyStories calibration and eval text, and quantized checkpoints of
+    it that several cases share (each tag is quantized once per run)."""
+
+    def __init__(self, args):
+        self.args = args
+        self.model = os.path.join(args.shared, "models", "tinystories-656k")
+        self.calib = os.path.join(args.shared, "data", "tinystories", "calib.txt")
+        self.data = os.path.join(args.shared, "data", "tinystories", "eval.txt")
+        self._checkpoints = {}
+
+    def path(self, *parts):
+        return os.path.join(self.args.tmp, *parts)
+
+    def checkpoint(self, tag, flags, calib_samples):
+        if tag not in self._checkpoints:
+            out = self.path(tag)
+            shutil.rmtree(out, ignore_errors=True)
+            run_tquant(self.args, ["quantize", "--model", self.model, *flags, "--calib", self.calib,
+                                   "--calib-samples", calib_samples, "--calib-len", 128, "--out", out])
+            self._checkpoints[tag] = out
+        return self._checkpoints[tag]
 
 
 def run_eval(args, tag, eval_args, timeout=300, threads=None):

@@ -35,7 +35,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import safetensors_py  # noqa: E402
 import tiny_models  # noqa: E402
-from eval_common import Checks, Failure, metric, parse_args, run_cases, run_eval  # noqa: E402
+from eval_common import (Checks, DefaultModel, Failure, metric, parse_args, run_cases, run_eval,  # noqa: E402
+                         run_tquant)
 
 ENV = dict(os.environ, OMP_WAIT_POLICY="passive")
 SPACE = "\u2581"
@@ -263,15 +264,6 @@ def spm_tokenize(text, tokens, scores):
 # Running tquant
 # ---------------------------------------------------------------------------------------------
 
-def run(args, cmd, timeout=300):
-    proc = subprocess.run([args.tquant] + [str(c) for c in cmd], capture_output=True, text=True, timeout=timeout,
-                          env=ENV)
-    if proc.returncode != 0:
-        raise Failure(f"tquant {' '.join(map(str, cmd))} exited {proc.returncode}\n{proc.stderr.strip()}\n"
-                      f"{proc.stdout.strip()[-1500:]}")
-    return proc.stdout
-
-
 def run_failing(args, cmd, must_mention):
     proc = subprocess.run([args.tquant] + [str(c) for c in cmd], capture_output=True, text=True, timeout=300, env=ENV)
     if proc.returncode != 1:
@@ -282,36 +274,22 @@ def run_failing(args, cmd, must_mention):
     return proc.stderr.strip().splitlines()[-1]
 
 
-class Setup:
+class Setup(DefaultModel):
     def __init__(self, args):
-        self.args = args
-        self.model = os.path.join(args.shared, "models", "tinystories-656k")
-        self.calib = os.path.join(args.shared, "data", "tinystories", "calib.txt")
-        self.data = os.path.join(args.shared, "data", "tinystories", "eval.txt")
+        super().__init__(args)
         with open(os.path.join(self.model, "config.json")) as f:
             self.config = json.load(f)
         self.fp, _ = safetensors_py.read_folder(self.model)
         self.tj, self.vocab, self.special, self.merges = hf_vocab(self.model)
-        self._ckpts = {}
-
-    def path(self, *parts):
-        return os.path.join(self.args.tmp, *parts)
 
     def checkpoint(self, tag, flags):
-        """A quantized checkpoint of the default model (built once per tag)."""
-        if tag not in self._ckpts:
-            out = self.path(tag)
-            shutil.rmtree(out, ignore_errors=True)
-            run(self.args, ["quantize", "--model", self.model, *flags, "--calib", self.calib, "--calib-samples", 8,
-                            "--calib-len", 128, "--out", out])
-            self._ckpts[tag] = out
-        return self._ckpts[tag]
+        return super().checkpoint(tag, flags, calib_samples=8)
 
     def export(self, model, kind, name):
         out = self.path(name)
         if os.path.exists(out):
             os.remove(out)
-        run(self.args, ["export", "--model", model, "--format", "gguf", "--type", kind, "--out", out])
+        run_tquant(self.args, ["export", "--model", model, "--format", "gguf", "--type", kind, "--out", out])
         leftovers = [n for n in os.listdir(self.args.tmp) if ".tmp-" in n]
         if leftovers:
             raise Failure(f"temporary files left beside the output: {leftovers}")
@@ -548,8 +526,8 @@ def spm_case(s):
         sample = s.path("spm-sample.txt")
         with open(sample, "w", encoding="utf-8") as f:
             f.write(text)
-        hf = json.loads(run(s.args, ["tokenize", "--model", s.model, "--file", sample, "--no-special"]))["ids"]
-        from_gguf = json.loads(run(s.args, ["tokenize", "--model", out, "--file", sample, "--no-special"]))["ids"]
+        hf = json.loads(run_tquant(s.args, ["tokenize", "--model", s.model, "--file", sample, "--no-special"]))["ids"]
+        from_gguf = json.loads(run_tquant(s.args, ["tokenize", "--model", out, "--file", sample, "--no-special"]))["ids"]
         spm = spm_tokenize(text, g.get("tokenizer.ggml.tokens"), g.get("tokenizer.ggml.scores"))
         c.equal("tquant tokenize of the .gguf == of the folder", from_gguf == hf, True)
         first = next((i for i, (a, b) in enumerate(zip(spm, hf)) if a != b), None)

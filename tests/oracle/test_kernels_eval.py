@@ -28,13 +28,11 @@ Usage (ctest passes these): test_kernels_eval.py --tquant BIN --shared DIR --tmp
 """
 import json
 import os
-import shutil
-import subprocess
 import sys
 
-from eval_common import Checks, Failure, metric, parse_args, run_cases, run_eval_failing
+from eval_common import (Checks, DefaultModel, Failure, metric, parse_args, run_cases, run_eval_failing,
+                         run_tquant)
 
-ENV = dict(os.environ, OMP_WAIT_POLICY="passive")
 EVAL_TOKENS = 4096
 PACKED_RTOL = 1e-5
 INT8_RTOL = 1e-4
@@ -52,45 +50,21 @@ def detected_levels():
     return out
 
 
-def tquant(args, cmd, level=None, timeout=600):
-    env = dict(ENV)
-    if level:
-        env["TQUANT_SIMD"] = level
-    proc = subprocess.run([args.tquant] + [str(c) for c in cmd], capture_output=True, text=True, timeout=timeout,
-                          env=env)
-    if proc.returncode != 0:
-        raise Failure(f"tquant {' '.join(map(str, cmd))} exited {proc.returncode}\n{proc.stderr.strip()}\n"
-                      f"{proc.stdout.strip()[-1500:]}")
-    return proc.stdout
-
-
-class Setup:
+class Setup(DefaultModel):
     def __init__(self, args):
-        self.args = args
-        self.model = os.path.join(args.shared, "models", "tinystories-656k")
-        self.calib = os.path.join(args.shared, "data", "tinystories", "calib.txt")
-        self.data = os.path.join(args.shared, "data", "tinystories", "eval.txt")
+        super().__init__(args)
         self.levels = detected_levels()
         self._made = {}
 
-    def path(self, *parts):
-        return os.path.join(self.args.tmp, *parts)
-
     def checkpoint(self, tag, flags):
-        if tag not in self._made:
-            out = self.path(tag)
-            shutil.rmtree(out, ignore_errors=True)
-            tquant(self.args, ["quantize", "--model", self.model, "--method", "rtn", *flags, "--calib", self.calib,
-                               "--calib-samples", 4, "--calib-len", 128, "--out", out])
-            self._made[tag] = out
-        return self._made[tag]
+        return super().checkpoint(tag, ["--method", "rtn", *flags], calib_samples=4)
 
     def gguf(self, ckpt, kind):
         out = self.path(os.path.basename(ckpt) + f".{kind}.gguf")
         if out not in self._made:
             if os.path.exists(out):
                 os.remove(out)
-            tquant(self.args, ["export", "--model", ckpt, "--format", "gguf", "--type", kind, "--out", out])
+            run_tquant(self.args, ["export", "--model", ckpt, "--format", "gguf", "--type", kind, "--out", out])
             self._made[out] = out
         return out
 
@@ -98,8 +72,8 @@ class Setup:
         out = self.path(f"{tag}.json")
         if os.path.exists(out):
             os.remove(out)
-        tquant(self.args, ["eval", *extra, "--task", "ppl", "--data", self.data, "--ctx", 128, "--max-tokens",
-                           EVAL_TOKENS, "--json", out], level)
+        run_tquant(self.args, ["eval", *extra, "--task", "ppl", "--data", self.data, "--ctx", 128, "--max-tokens",
+                               EVAL_TOKENS, "--json", out], timeout=600, simd=level)
         with open(out) as f:
             return json.load(f)
 
