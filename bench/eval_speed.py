@@ -5,6 +5,7 @@ Variants (perplexity at ctx 512 over the whole eval file; tokens/s is eval's own
 scoring passes only, not loading or calibration):
   f32            the FP model folder
   q4_0-gguf      the FP model exported to GGUF q4_0 (RTN, as llama-quantize --pure), held packed
+  q4_0-gguf-q8act  the same GGUF with --q8-activations (int8 activation blocks, llama.cpp-style)
   q4_0-ckpt      a `tquant quantize --method rtn --wbits 4 --format q4_0` checkpoint, held packed
   w8a8-fake      recipe w8a8, fake quantization (float GEMMs on fake-quantized values)
   w8a8-int8      recipe w8a8 with --real-int8 (int8 GEMM), same calibration file
@@ -54,7 +55,8 @@ def main(argv):
         run([binary, "eval", "--model", MODEL, "--task", "ppl", "--data", DATA, "--max-tokens", 512, "--recipe", "w8a8",
              "--calib", CALIB, "--save-calibration", calib])
         w8a8 = ["--model", MODEL, "--recipe", "w8a8", "--load-calibration", calib]
-        variants = {"f32": ["--model", MODEL], "q4_0-gguf": ["--model", gguf], "q4_0-ckpt": ["--model", ckpt],
+        variants = {"f32": ["--model", MODEL], "q4_0-gguf": ["--model", gguf],
+                    "q4_0-gguf-q8act": ["--model", gguf, "--q8-activations"], "q4_0-ckpt": ["--model", ckpt],
                     "w8a8-fake": w8a8, "w8a8-int8": w8a8 + ["--real-int8"]}
         rows = {t: {v: [] for v in variants} for t in threads}
         ppl = {}

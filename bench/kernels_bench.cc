@@ -1,7 +1,9 @@
 // Packed low-bit and int8 kernels against OpenBLAS on the same shapes, same run (issue 7):
-//   4-bit GEMV (ggml Q4_0 and tquant 4-bit g32) vs cblas_sgemv at 4096 x 4096;
+//   4-bit GEMV (ggml Q4_0 and tquant 4-bit g32) vs cblas_sgemv at 4096 x 4096, with float32
+//   activations (exact) and with int8 activations (llama.cpp-style, quantized inside the timed
+//   loop);
 //   int8 GEMM (per-tensor and PEG K = 6 activation scales) vs cblas_sgemm at 512 tokens x 4096 x 4096
-//   (and the fp32-activation Q4_0 GEMM on that shape, for reference).
+//   (and the Q4_0 GEMM on that shape with fp32 and with int8 activations, for reference).
 // The argument is the thread count (1 and 2); bench/run.sh kernels prints the ratios.
 #include <benchmark/benchmark.h>
 #include <cblas.h>
@@ -13,6 +15,7 @@
 #include "kernels/cpu_features.h"
 #include "kernels/int8_gemm.h"
 #include "kernels/qgemv.h"
+#include "kernels/qgemv_q8act.h"
 
 namespace tquant {
 namespace {
@@ -91,6 +94,22 @@ void gemv_packed(benchmark::State& state, const PackedMatrix& w) {
 void BM_GemvQ4_0(benchmark::State& state) { gemv_packed(state, q4_0_weight()); }
 void BM_GemvPacked4(benchmark::State& state) { gemv_packed(state, packed4_weight()); }
 
+// The activation vector is quantized to int8 blocks inside the loop, as every call in a forward
+// pass must.
+void gemv_q8act(benchmark::State& state, const PackedMatrix& w) {
+  set_threads(state);
+  const auto x = random_floats(kK, 4);
+  std::vector<float> y(kN);
+  for (auto _ : state) {
+    packed_matmul_q8act(w, x.data(), 1, nullptr, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["weight_GB/s"] =
+      benchmark::Counter(static_cast<double>(w.storage_bytes()) / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+}
+void BM_GemvQ4_0Q8(benchmark::State& state) { gemv_q8act(state, q4_0_weight()); }
+void BM_GemvPacked4Q8(benchmark::State& state) { gemv_q8act(state, packed4_weight()); }
+
 constexpr double kGemmFlops = 2.0 * kTokens * kN * kK;
 
 void BM_GemmF32(benchmark::State& state) {
@@ -145,13 +164,27 @@ void BM_GemmQ4_0(benchmark::State& state) {
   state.counters["GFLOP/s"] = benchmark::Counter(kGemmFlops / 1e9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+void BM_GemmQ4_0Q8(benchmark::State& state) {
+  set_threads(state);
+  const auto x = random_floats(kTokens * kK, 5);
+  std::vector<float> y(kTokens * kN);
+  for (auto _ : state) {
+    packed_matmul_q8act(q4_0_weight(), x.data(), kTokens, nullptr, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(kGemmFlops / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
 BENCHMARK(BM_GemvF32)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(1.0);
 BENCHMARK(BM_GemvQ4_0)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(1.0);
 BENCHMARK(BM_GemvPacked4)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(1.0);
+BENCHMARK(BM_GemvQ4_0Q8)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(1.0);
+BENCHMARK(BM_GemvPacked4Q8)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(1.0);
 BENCHMARK(BM_GemmF32)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
 BENCHMARK(BM_GemmInt8)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
 BENCHMARK(BM_GemmInt8Peg6)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
 BENCHMARK(BM_GemmQ4_0)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
+BENCHMARK(BM_GemmQ4_0Q8)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
 
 }  // namespace
 }  // namespace tquant

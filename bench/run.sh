@@ -13,9 +13,9 @@
 #            masked-LM tokens and of the default model's LLaMA shape on 8 x 256 tokens: tokens/s,
 #            and the step's GEMM GFLOP/s over an sgemm of BERT-mini's FFN shape in the same run
 #            (tquant_bench_train, ~1 min)
-#   kernels  4-bit GEMV (q4_0, tquant 4-bit g32) vs cblas_sgemv at 4096 x 4096, int8 GEMM (per-tensor,
-#            PEG K = 6) vs cblas_sgemm at 512 x 4096 x 4096, on 1 and 2 threads (tquant_bench_kernels,
-#            ~2 min)
+#   kernels  4-bit GEMV (q4_0, tquant 4-bit g32; float32 activations, and int8 activations quantized
+#            in the timed loop) vs cblas_sgemv at 4096 x 4096, int8 GEMM (per-tensor, PEG K = 6) vs
+#            cblas_sgemm at 512 x 4096 x 4096, on 1 and 2 threads (tquant_bench_kernels, ~2 min)
 #   eval     end-to-end `tquant eval` tokens/s of the default model: F32, Q4_0 (GGUF and checkpoint,
 #            held packed), W8A8 fake and --real-int8; 1 and 2 threads, medians of 3 (bench/eval_speed.py,
 #            ~3 min)

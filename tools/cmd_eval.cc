@@ -46,6 +46,7 @@ struct Options {
   double fine_lr = 1e-5;
   bool real_int8 = false;   // W8A8 linears through the int8 GEMM (quant/real_int8.h)
   bool fp_weights = false;  // dequantize a quantized checkpoint or GGUF instead of keeping it packed
+  bool q8_activations = false;  // packed linears take int8 activations (kernels/qgemv_q8act.h)
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -311,6 +312,16 @@ int run(const Options& o) {
     report["packed_linears"] = packed;
     report["simd"] = simd_level_name(simd_level());
   }
+  if (o.q8_activations) {
+    if (packed == 0)
+      fail("--q8-activations needs weights held packed: a tquant quantized checkpoint or a GGUF with q4_0/q4_1/q8_0 "
+           "linears, without --fp-weights, --recipe or --gamma-migration");
+    const int n = model.enable_q8_activations();
+    if (n == 0) fail("--q8-activations: no packed linear of {} has groups of a multiple of 32 columns", o.model);
+    fmt::print("q8act   {} of {} packed linears take int8 activations (llama.cpp-style blocks of 32; results change "
+               "slightly)\n", n, packed);
+    report["q8_activations"] = {{"linears", n}, {"float_activation_linears", packed - n}};
+  }
   if (o.task != "ppl" && o.task != "glue") fail("--task must be ppl or glue, got \"{}\"", o.task);
   const auto hooks = prepare_quantization(o, model, report);
   const int rc = o.task == "ppl" ? run_ppl(o, model, hooks.get(), report) : run_glue(o, model, hooks.get(), report);
@@ -346,6 +357,9 @@ const bool registered = register_command("eval", "Evaluate a model: perplexity (
                "Run linears whose weights and inputs the recipe quantizes to <= 8 bits with the int8 GEMM");
   app.add_flag("--fp-weights", o->fp_weights,
                "Dequantize a quantized checkpoint or GGUF to float32 instead of multiplying it packed");
+  app.add_flag("--q8-activations", o->q8_activations,
+               "Packed linears round their input to int8 blocks of 32 and multiply in integers (llama.cpp-style; "
+               "changes results slightly)");
   app.add_option("--token-clipping", o->token_clipping,
                  "Outlier Suppression's Token-Wise Clipping: coarse, or fine (coarse, then LSQ+ on the ranges)");
   app.add_option("--fine-epochs", o->fine_epochs, "Token-Wise Clipping fine stage: epochs over the calibration batches")

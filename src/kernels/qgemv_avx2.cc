@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "kernels/qgemv.h"
+#include "kernels/qgemv_dispatch.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
@@ -31,7 +32,11 @@ __m256i bytes8_u32(const uint8_t* p) {
 
 // Each decoder returns weights [32c + 8·part, 32c + 8·part + 8) of row r, computed as
 // PackedMatrix::weight computes them (this file is built with -ffp-contract=off).
-struct DecodeQ4_0 {
+template <QFormat F, int Bits>
+struct Decode;
+
+template <>
+struct Decode<QFormat::Q4_0, 4> {
   __m256 operator()(const PackedMatrix& w, int64_t r, int64_t c, int part) const {
     const uint8_t* blk = w.row(r) + c * 18;
     // Byte j holds element j (low nibble) and j + 16 (high nibble).
@@ -41,7 +46,8 @@ struct DecodeQ4_0 {
   }
 };
 
-struct DecodeQ4_1 {
+template <>
+struct Decode<QFormat::Q4_1, 4> {
   __m256 operator()(const PackedMatrix& w, int64_t r, int64_t c, int part) const {
     const uint8_t* blk = w.row(r) + c * 20;
     const __m256i v = bytes8_u32(blk + 4 + 8 * (part & 1));
@@ -51,7 +57,8 @@ struct DecodeQ4_1 {
   }
 };
 
-struct DecodeQ8_0 {
+template <>
+struct Decode<QFormat::Q8_0, 8> {
   __m256 operator()(const PackedMatrix& w, int64_t r, int64_t c, int part) const {
     const uint8_t* blk = w.row(r) + c * 34;
     const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 2 + 8 * part)));
@@ -62,7 +69,7 @@ struct DecodeQ8_0 {
 // tquant codes: part i of a 32-code chunk is the 8 codes at byte offset i·Bits (a 32-bit word
 // below 8 bits, spread over the lanes and shifted by j·Bits).
 template <int Bits>
-struct DecodePacked {
+struct Decode<QFormat::Packed, Bits> {
   __m256 operator()(const PackedMatrix& w, int64_t r, int64_t c, int part) const {
     const uint8_t* p = w.row(r) + c * 4 * Bits + part * Bits;
     const int64_t g = r * w.groups_per_row() + (c * 32) / w.group;
@@ -125,20 +132,8 @@ void run(const Decode& dec, const PackedMatrix& w, const float* x, int64_t token
 
 __attribute__((target("avx2,fma,f16c")))
 void matmul_avx2(const PackedMatrix& w, const float* x, int64_t tokens, int64_t r0, int64_t r1, float* y) {
-  switch (w.format) {
-    case QFormat::Q4_0: return run(DecodeQ4_0{}, w, x, tokens, r0, r1, y);
-    case QFormat::Q4_1: return run(DecodeQ4_1{}, w, x, tokens, r0, r1, y);
-    case QFormat::Q8_0: return run(DecodeQ8_0{}, w, x, tokens, r0, r1, y);
-    case QFormat::Packed:
-      switch (w.bits) {
-        case 2: return run(DecodePacked<2>{}, w, x, tokens, r0, r1, y);
-        case 3: return run(DecodePacked<3>{}, w, x, tokens, r0, r1, y);
-        case 4: return run(DecodePacked<4>{}, w, x, tokens, r0, r1, y);
-        case 8: return run(DecodePacked<8>{}, w, x, tokens, r0, r1, y);
-        default: break;
-      }
-  }
-  matmul_scalar(w, x, tokens, r0, r1, y);
+  if (!with_decoder<Decode, 2, 3, 4, 8>(w, [&](auto dec) { run(dec, w, x, tokens, r0, r1, y); }))
+    matmul_scalar(w, x, tokens, r0, r1, y);
 }
 
 }  // namespace tquant::qgemv

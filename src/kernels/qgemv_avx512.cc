@@ -1,11 +1,19 @@
 // AVX-512 kernels for packed_matmul: 32 weights (one ggml block, or 32 tquant codes) decode into
 // two zmm registers, which multiply up to 4 tokens at once (4 rows x 4 tokens of accumulators).
 // Compiled for AVX-512 through the target pragma below; only called when the CPU has it.
+
+// GCC 12 reports the deliberate self-initialisation inside _mm512_undefined_epi32 as "(may be)
+// used uninitialized" wherever it is inlined, hundreds of false positives located in the header.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
+#pragma GCC diagnostic pop
 
 #include <cstring>
 
 #include "kernels/qgemv.h"
+#include "kernels/qgemv_dispatch.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")
@@ -36,7 +44,11 @@ __m512 code_table(float z) {
   const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   return _mm512_sub_ps(iota, _mm512_set1_ps(z));
 }
-struct DecodeQ4_0 {
+template <QFormat F, int Bits>
+struct Decode;
+
+template <>
+struct Decode<QFormat::Q4_0, 4> {
   void operator()(const PackedMatrix& w, int64_t r, int64_t c, __m512& lo, __m512& hi) const {
     const uint8_t* blk = w.row(r) + c * 18;
     const __m512 d = _mm512_set1_ps(half_at(blk));
@@ -47,7 +59,8 @@ struct DecodeQ4_0 {
   }
 };
 
-struct DecodeQ4_1 {
+template <>
+struct Decode<QFormat::Q4_1, 4> {
   void operator()(const PackedMatrix& w, int64_t r, int64_t c, __m512& lo, __m512& hi) const {
     const uint8_t* blk = w.row(r) + c * 20;
     const __m512 d = _mm512_set1_ps(half_at(blk)), m = _mm512_set1_ps(half_at(blk + 2));
@@ -58,7 +71,8 @@ struct DecodeQ4_1 {
   }
 };
 
-struct DecodeQ8_0 {
+template <>
+struct Decode<QFormat::Q8_0, 8> {
   void operator()(const PackedMatrix& w, int64_t r, int64_t c, __m512& lo, __m512& hi) const {
     const uint8_t* blk = w.row(r) + c * 34;
     const __m512 d = _mm512_set1_ps(half_at(blk));
@@ -71,7 +85,7 @@ struct DecodeQ8_0 {
 // Below 8 bits, every run of 8 codes fits in one 32-bit word at byte offset i·Bits; each word is
 // spread over 8 lanes and shifted by j·Bits. The group (a multiple of 32) gives s and z.
 template <int Bits>
-struct DecodePacked {
+struct Decode<QFormat::Packed, Bits> {
   void operator()(const PackedMatrix& w, int64_t r, int64_t c, __m512& lo, __m512& hi) const {
     const uint8_t* p = w.row(r) + c * 4 * Bits;
     const int64_t g = r * w.groups_per_row() + (c * 32) / w.group;
@@ -162,20 +176,8 @@ void run(const Decode& dec, const PackedMatrix& w, const float* x, int64_t token
 
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 void matmul_avx512(const PackedMatrix& w, const float* x, int64_t tokens, int64_t r0, int64_t r1, float* y) {
-  switch (w.format) {
-    case QFormat::Q4_0: return run(DecodeQ4_0{}, w, x, tokens, r0, r1, y);
-    case QFormat::Q4_1: return run(DecodeQ4_1{}, w, x, tokens, r0, r1, y);
-    case QFormat::Q8_0: return run(DecodeQ8_0{}, w, x, tokens, r0, r1, y);
-    case QFormat::Packed:
-      switch (w.bits) {
-        case 2: return run(DecodePacked<2>{}, w, x, tokens, r0, r1, y);
-        case 3: return run(DecodePacked<3>{}, w, x, tokens, r0, r1, y);
-        case 4: return run(DecodePacked<4>{}, w, x, tokens, r0, r1, y);
-        case 8: return run(DecodePacked<8>{}, w, x, tokens, r0, r1, y);
-        default: break;
-      }
-  }
-  matmul_scalar(w, x, tokens, r0, r1, y);  // layouts packed_matmul_level sends to the scalar path
+  if (!with_decoder<Decode, 2, 3, 4, 8>(w, [&](auto dec) { run(dec, w, x, tokens, r0, r1, y); }))
+    matmul_scalar(w, x, tokens, r0, r1, y);  // layouts packed_matmul_level sends to the scalar path
 }
 
 }  // namespace tquant::qgemv

@@ -10,6 +10,7 @@
 #include "kernels/int8_linear.h"
 #include "kernels/ops.h"
 #include "kernels/qgemv.h"
+#include "kernels/qgemv_q8act.h"
 #include "model/model.h"
 
 namespace tquant {
@@ -47,6 +48,8 @@ class Pass {
       fail("{}: input of width {} for a layer of {} inputs", l.name, x.cols(), l.in());
     if (l.int8)
       int8_linear_forward(*l.int8, x.data(), x.rows(), x.cols(), bias, y.data(), l.name);
+    else if (l.packed && l.q8_activations)
+      packed_matmul_q8act(*l.packed, x.data(), x.rows(), bias, y.data());
     else if (l.packed)
       packed_matmul(*l.packed, x.data(), x.rows(), bias, y.data());
     else

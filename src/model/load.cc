@@ -5,6 +5,7 @@
 #include "export/gguf_reader.h"
 #include "io/safetensors.h"
 #include "kernels/qblock_formats.h"
+#include "kernels/qgemv_q8act.h"
 #include "model/model.h"
 #include "model/point_names.h"
 #include "model/weight_reader.h"
@@ -68,6 +69,16 @@ bool Model::has_packed_weights() const {
   for (const Linear* l : const_cast<Model*>(this)->linears())
     if (l->packed) return true;
   return false;
+}
+
+int Model::enable_q8_activations() {
+  int n = 0;
+  for (Linear* l : linears())
+    if (l->packed && packed_q8act_supported(*l->packed)) {
+      l->q8_activations = true;
+      ++n;
+    }
+  return n;
 }
 
 void Model::require_fp_weights(const char* what) const {

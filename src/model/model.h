@@ -35,6 +35,9 @@ struct Linear {
   // low-bit blocks directly and `weight` is empty. Whatever needs FP weights must check
   // Model::has_packed_weights() first.
   std::shared_ptr<const PackedMatrix> packed;
+  // Set by Model::enable_q8_activations (tquant eval --q8-activations) on a packed layer: its
+  // input is rounded to int8 blocks first (kernels/qgemv_q8act.h), as llama.cpp does.
+  bool q8_activations = false;
   // Set by --real-int8 (quant/real_int8.h): the forward recovers the input's integer codes and
   // runs the int8 GEMM; `weight` keeps the fake-quantized FP values for everything else.
   std::shared_ptr<const Int8Linear> int8;
@@ -82,6 +85,11 @@ class Model {
   // FP weights and refuse such a model through require_fp_weights.
   bool has_packed_weights() const;
   void require_fp_weights(const char* what) const;
+  // Every packed linear whose layout can take int8 activations (packed_q8act_supported) will
+  // multiply them llama.cpp-style: the input rounded per block of 32 to int8, integer dot
+  // products. This changes the results slightly; the default packed product is exact. Returns
+  // how many linears were switched (the others keep float activations).
+  int enable_q8_activations();
 
   const ModelConfig& config() const { return config_; }
   const std::filesystem::path& dir() const { return dir_; }

@@ -19,6 +19,10 @@ rounding:
                log-probability on this model), so a few such flips among the scored tokens move
                the mean NLL by ~5e-4: presets are held to PRESET_RTOL; the recipes written here,
                which leave the logits in float, to INT8_RTOL (seen: 7e-6 and 5e-5);
+  * q8act.*    `--q8-activations` (int8 activation blocks, llama.cpp-style) on the q4_0 checkpoint
+               and its GGUF, and on tquant 4-bit g32 codes: every linear switched, the perplexity
+               within Q8ACT_RTOL of the exact packed one but not equal to it, and the same perplexity
+               at every SIMD level (the kernels agree bit for bit); refused without packed weights;
   * w4a8:      4-bit weight codes through the same int8 GEMM;
   * w8a8-mixed: linears whose input stays at 16 bits run in float, the rest in int8;
   * errors:    asymmetric 8-bit weights and per-channel activations are refused naming the layer
@@ -37,6 +41,7 @@ EVAL_TOKENS = 4096
 PACKED_RTOL = 1e-5
 INT8_RTOL = 1e-4
 PRESET_RTOL = 1.5e-3
+Q8ACT_RTOL = 3e-3  # seen: 3e-4 (q4_0), 6e-4 (4-bit g32)
 LEVELS = ["scalar", "avx2", "avx512"]
 
 
@@ -99,6 +104,25 @@ def packed_case(s, tag, flags, gguf_kind=None):
     return case
 
 
+def q8act_case(s, tag, flags, gguf_kind=None):
+    def case():
+        c = Checks()
+        ckpt = s.checkpoint(tag, flags)
+        models = [("ckpt", ckpt)] + ([("gguf", s.gguf(ckpt, gguf_kind))] if gguf_kind else [])
+        for name, model in models:
+            exact = metric(s.eval(f"{tag}-{name}-exact", ["--model", model]), "ppl")
+            ppls = []
+            for level in s.levels:
+                r = s.eval(f"{tag}-{name}-q8-{level}", ["--model", model, "--q8-activations"], level)
+                c.equal(f"{name} {level}: linears on int8 activations", r.get("q8_activations", {}).get("linears"), 14)
+                ppls.append(metric(r, "ppl"))
+                c.close(f"{name} {level}: --q8-activations ppl vs exact packed", ppls[-1], exact, rtol=Q8ACT_RTOL)
+            c.true(f"{name}: the same ppl at every level", len(set(ppls)) == 1, str(ppls))
+            c.true(f"{name}: int8 activations change the ppl", ppls[0] != exact, f"{ppls[0]} vs {exact}")
+        return c.finish()
+    return case
+
+
 def int8_case(s, recipe, expect_int8, expect_fp=0, rtol=PRESET_RTOL):
     def case():
         c = Checks()
@@ -155,12 +179,16 @@ def error_cases(s):
         rec = recipe(s, "w8a8-per-channel-act", w8, dict(a8, granularity="per_channel"))
         return run_fail("err-perchannel", rec, ["layers.0.attn.q_proj", "per_channel", "layers.0.attn.norm.out"])
 
+    def q8act_needs_packed():
+        return run_eval_failing(s.args, "err-q8act", ["--model", s.model, "--task", "ppl", "--data", s.data,
+                                                      "--q8-activations"], ["--q8-activations needs weights held packed"])
+
     def no_recipe():
         return run_eval_failing(s.args, "err-norecipe", ["--model", s.model, "--task", "ppl", "--data", s.data,
                                                          "--real-int8"], ["--real-int8 needs --recipe"])
 
     return [("error.asymmetric-weights", asymmetric_weights), ("error.per-channel-activations", per_channel_activations),
-            ("error.no-recipe", no_recipe)]
+            ("error.no-recipe", no_recipe), ("error.q8act-needs-packed", q8act_needs_packed)]
 
 
 def main():
@@ -174,6 +202,8 @@ def main():
         ("packed.q4_0-grid+gguf", packed_case(s, "q4_0", ["--wbits", 4, "--format", "q4_0"], "q4_0")),
         ("packed.tquant-4bit-g32-asym", packed_case(s, "w4g32", ["--wbits", 4, "--group", 32])),
         ("packed.tquant-3bit-g64", packed_case(s, "w3g64", ["--wbits", 3, "--group", 64])),
+        ("q8act.q4_0-grid+gguf", q8act_case(s, "q4_0", ["--wbits", 4, "--format", "q4_0"], "q4_0")),
+        ("q8act.tquant-4bit-g32-asym", q8act_case(s, "w4g32", ["--wbits", 4, "--group", 32])),
         ("int8.per-tensor-w8a8", int8_case(s, "w8a8", 15)),
         ("int8.peg-w8a8-peg", int8_case(s, "w8a8-peg", 15)),
         ("int8.per-token", int8_case(s, per_token, 15, rtol=INT8_RTOL)),
