@@ -8,7 +8,9 @@
 # Every finished cell is skipped on a rerun. Environment: TASKS (default "sst2 mrpc rte stsb
 # cola"), SEEDS ("1 2 3"), QAT_EPOCHS (default 6, METHODS.md §2), QAT_MAX_TRAIN (0 = the whole
 # train split; a number keeps the first N examples, for a cheaper run), CALIB_SAMPLES (256),
-# ADAROUND_ITERS (1000), ROWS (default "ptq adaround qat": which groups of rows to run).
+# ADAROUND_ITERS (1000), ROWS (default "ptq adaround qat": which groups of rows to run), TQUANT
+# (a tquant binary to use instead of building ./build/tquant: the table of a fixed build while
+# the tree changes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -25,8 +27,13 @@ wants() { [[ " $ROWS " == *" $1 "* ]]; }
 glue=$(realpath ../shared/data/glue)
 [ -d "$ref/glue" ] || { echo "error: $ref/glue: no fine-tuned models; run scripts/reference-models.sh first" >&2; exit 1; }
 
-bash scripts/build.sh
-tq=$root/build/tquant
+if [ -n "${TQUANT:-}" ]; then
+  tq=$(realpath "$TQUANT")
+  [ -x "$tq" ] || { echo "error: TQUANT=$TQUANT: not an executable" >&2; exit 1; }
+else
+  bash scripts/build.sh
+  tq=$root/build/tquant
+fi
 log() { echo "== $(date +%H:%M:%S) $*"; }
 
 train_tsv() {
@@ -75,6 +82,9 @@ for task in $TASKS; do
       cell w6a6 "${ev[@]}" --model "$model" --recipe w6a6 "${cal[@]}" --json "$dir/w6a6.json"
       cell w6a6-os "${ev[@]}" --model "$model" --recipe w6a6-os --gamma-migration --token-clipping fine "${cal[@]}" \
         --json "$dir/w6a6-os.json"
+      # QAT's recipes without training: what QAT has to recover.
+      cell w4a8 "${ev[@]}" --model "$model" --recipe w4a8 "${cal[@]}" --json "$dir/w4a8.json"
+      cell w4a8-emb2 "${ev[@]}" --model "$model" --recipe w4a8-emb2 "${cal[@]}" --json "$dir/w4a8-emb2.json"
     fi
     if wants adaround; then
       # AdaRound: 4-bit per-channel weights learned layer by layer on the task's own sentences.

@@ -17,6 +17,8 @@ SETTINGS = [
     ("W6A6 min-max PTQ", "w6a6", "eval", "drop"),
     ("W6A6 OS: Gamma Migration + TWC coarse + fine", "w6a6-os", "eval", "near FP"),
     ("W4A32 AdaRound", "w4a32-adaround", "adaround", "small drop"),
+    ("W4A8 PTQ, no training (QAT's recipe)", "w4a8", "eval", "–"),
+    ("W4A8 PTQ, 2-bit embeddings, no training", "w4a8-emb2", "eval", "–"),
     ("W8A8 QAT", "qat-w8a8", "qat", "≈ FP"),
     ("W4A8 QAT", "qat-w4a8", "qat", "small drop"),
     ("W4A8 QAT, 2-bit embeddings", "qat-w4a8-emb2", "qat", "small drop, ~8x smaller"),
@@ -48,6 +50,29 @@ def cell(seed_dir, name, kind):
     return 100 * j["metrics"]["score"], size, seconds
 
 
+def training_budgets(out):
+    """One line per task: what QAT and AdaRound actually ran on (read back from their outputs)."""
+    lines = []
+    for task in TASKS:
+        seed_dir = os.path.join(out, task, "seed-1")
+        parts = []
+        summary = os.path.join(seed_dir, "qat-w8a8", "finetune_summary.json")
+        if os.path.exists(summary):
+            s = read(summary)
+            with open(s["train"]) as f:
+                examples = sum(1 for _ in f) - (task != "cola")  # CoLA's raw TSV has no header line
+            parts.append(f"QAT {len(s['seeds'][0]['epochs'])} epoch(s) over {examples:,} training examples")
+        quantize = os.path.join(seed_dir, "adaround-quantize.json")
+        if os.path.exists(quantize):
+            q = read(quantize)
+            parts.append(f"AdaRound on {q['method']['calibration_samples']} x {q['method']['calibration_length']} "
+                         f"tokens, summed layer objective {q['totals']['objective']:.1f} (RTN: "
+                         f"{q['totals']['objective_rtn']:.1f})")
+        if parts:
+            lines.append(f"- {task}: " + "; ".join(parts))
+    return lines
+
+
 def main():
     out, ref = sys.argv[1], sys.argv[2]
     rows = []
@@ -72,6 +97,9 @@ def main():
     print(f"Reference models: `{ref}`. Results: `{out}`. Sizes are bytes as stored (FP32: the safetensors "
           "file; recipes: packed codes + scales + zero points, FP32 elsewhere). Time: median per seed model, "
           "wall clock on this machine (calibration + evaluation, or training).\n")
+    budgets = training_budgets(out)
+    if budgets:
+        print("Training budgets, as run:\n\n" + "\n".join(budgets) + "\n")
     print("| setting | " + " | ".join(TASKS) + " | mean | size (bytes) | time (s) | papers |")
     print("|---|" + "---|" * (len(TASKS) + 4))
     for label, expected, scores, size, seconds in rows:
