@@ -1,8 +1,7 @@
 #include "kernels/qgemv.h"
 
-#include <algorithm>
-
 #include "core/error.h"
+#include "kernels/packed_row_slices.h"
 
 namespace tquant {
 
@@ -21,18 +20,7 @@ void packed_matmul(const PackedMatrix& w, const float* x, int64_t tokens, const 
   auto* kernel = level == SimdLevel::AVX512 ? qgemv::matmul_avx512
                  : level == SimdLevel::AVX2 ? qgemv::matmul_avx2
                                             : qgemv::matmul_scalar;
-  // Fixed 16-row slices: a multiple of every kernel's row blocking, small enough to balance
-  // the threads on a 128-row layer.
-  constexpr int64_t kSlice = 16;
-  const int64_t slices = (w.rows + kSlice - 1) / kSlice;
-#pragma omp parallel for schedule(static)
-  for (int64_t s = 0; s < slices; ++s) {
-    const int64_t r0 = s * kSlice, r1 = std::min(w.rows, r0 + kSlice);
-    kernel(w, x, tokens, r0, r1, y);
-    if (bias)
-      for (int64_t t = 0; t < tokens; ++t)
-        for (int64_t r = r0; r < r1; ++r) y[t * w.rows + r] += bias[r];
-  }
+  for_row_slices(w.rows, tokens, bias, y, [&](int64_t r0, int64_t r1) { kernel(w, x, tokens, r0, r1, y); });
 }
 
 }  // namespace tquant

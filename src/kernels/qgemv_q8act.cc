@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "kernels/packed_row_slices.h"
 
 namespace tquant {
 namespace {
@@ -77,17 +78,7 @@ void packed_matmul_q8act(const PackedMatrix& w, const Q8Activations& xq, const f
   auto* kernel = level == SimdLevel::AVX512 ? q8act::matmul_avx512
                  : level == SimdLevel::AVX2 ? q8act::matmul_avx2
                                             : q8act::matmul_scalar;
-  // As in packed_matmul: fixed 16-row slices, a multiple of every kernel's row blocking.
-  constexpr int64_t kSlice = 16;
-  const int64_t slices = (w.rows + kSlice - 1) / kSlice;
-#pragma omp parallel for schedule(static)
-  for (int64_t s = 0; s < slices; ++s) {
-    const int64_t r0 = s * kSlice, r1 = std::min(w.rows, r0 + kSlice);
-    kernel(w, xq, r0, r1, y);
-    if (bias)
-      for (int64_t t = 0; t < xq.tokens; ++t)
-        for (int64_t r = r0; r < r1; ++r) y[t * w.rows + r] += bias[r];
-  }
+  for_row_slices(w.rows, xq.tokens, bias, y, [&](int64_t r0, int64_t r1) { kernel(w, xq, r0, r1, y); });
 }
 
 void packed_matmul_q8act(const PackedMatrix& w, const float* x, int64_t tokens, const float* bias, float* y) {
