@@ -1,9 +1,7 @@
 // AVX2 kernels for packed_matmul: 32 weights decode as four ymm parts of 8, and each part
 // multiplies up to 2 tokens (4 rows x 2 tokens of accumulators fit the 16 ymm registers).
 // Compiled for AVX2 + FMA + F16C through the target pragma below; only called when the CPU has it.
-#include <immintrin.h>
-
-#include <cstring>
+#include "kernels/simd_bytes.h"
 
 #include "kernels/qgemv.h"
 #include "kernels/qgemv_dispatch.h"
@@ -14,17 +12,8 @@
 namespace tquant::qgemv {
 namespace {
 
-float half_at(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return _cvtsh_ss(h);
-}
-
-uint32_t u32_at(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
+using simd::half_at;
+using simd::u32_at;
 
 __m256i bytes8_u32(const uint8_t* p) {
   return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));

@@ -1,16 +1,7 @@
 // AVX-512 kernels for packed_matmul: 32 weights (one ggml block, or 32 tquant codes) decode into
 // two zmm registers, which multiply up to 4 tokens at once (4 rows x 4 tokens of accumulators).
 // Compiled for AVX-512 through the target pragma below; only called when the CPU has it.
-
-// GCC 12 reports the deliberate self-initialisation inside _mm512_undefined_epi32 as "(may be)
-// used uninitialized" wherever it is inlined, hundreds of false positives located in the header.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-
-#include <cstring>
+#include "kernels/simd_bytes.h"
 
 #include "kernels/qgemv.h"
 #include "kernels/qgemv_dispatch.h"
@@ -21,17 +12,8 @@
 namespace tquant::qgemv {
 namespace {
 
-float half_at(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return _cvtsh_ss(h);
-}
-
-uint32_t u32_at(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
+using simd::half_at;
+using simd::u32_at;
 
 // Each decoder writes weights [32c, 32c + 16) to lo and [32c + 16, 32c + 32) to hi, as
 // PackedMatrix::weight computes them (separate multiply and add: this file is built with

@@ -4,13 +4,7 @@
 // per block, in block order, which is exactly the lane layout of the definition's 16 partial
 // float sums. Compiled for AVX-512 through the target pragma below; only called when the CPU has it.
 
-// GCC 12 reports the deliberate self-initialisation inside _mm512_undefined_epi32 as "(may be)
-// used uninitialized" wherever it is inlined, hundreds of false positives located in the header.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
+#include "kernels/simd_bytes.h"
 
 #include <algorithm>
 
