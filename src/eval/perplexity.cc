@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "kernels/vexp.h"
 
 namespace tquant {
 
@@ -76,11 +77,7 @@ PerplexityResult evaluate_perplexity(const Model& model, const std::vector<int32
       for (int64_t s = 0; s < n_scored; ++s) {
         const int64_t j = w.score_from + s;
         const float* l = logits.data() + (i * batch.seq + j + shift - 1) * V;
-        float mx = l[0];
-        for (int64_t v = 1; v < V; ++v) mx = std::max(mx, l[v]);
-        double sum = 0;
-        for (int64_t v = 0; v < V; ++v) sum += std::exp(static_cast<double>(l[v]) - mx);
-        row_nll[s] = std::log(sum) + mx - l[tokens[w.begin + j]];
+        row_nll[s] = log_sum_exp(l, V) - l[tokens[w.begin + j]];
       }
       nll.insert(nll.end(), row_nll.begin(), row_nll.end());
       if (sink)

@@ -1,6 +1,7 @@
 #include "kernels/ops.h"
 
 #include "kernels/gemm.h"
+#include "kernels/vexp.h"
 
 #include <cblas.h>
 
@@ -62,35 +63,22 @@ void softmax_rows(float* x, int64_t rows, int64_t d) {
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     float* xr = x + r * d;
-    float mx = -INFINITY;
-    for (int64_t j = 0; j < d; ++j) mx = std::max(mx, xr[j]);
+    const float mx = max_value(xr, d);
     if (mx == -INFINITY) {  // a fully masked row: no key to attend to
       for (int64_t j = 0; j < d; ++j) xr[j] = 0.f;
       continue;
     }
-    double sum = 0;
-    for (int64_t j = 0; j < d; ++j) {
-      xr[j] = std::exp(xr[j] - mx);
-      sum += xr[j];
-    }
-    const float inv = static_cast<float>(1.0 / sum);
+    const float inv = static_cast<float>(1.0 / exp_sub_sum(xr, d, mx));
     for (int64_t j = 0; j < d; ++j) xr[j] *= inv;
   }
 }
 
 void softmax_prefix(float* x, int64_t d, int64_t visible, float scale) {
-  float mx = -INFINITY;
-  for (int64_t j = 0; j < visible; ++j) {
-    x[j] *= scale;
-    mx = std::max(mx, x[j]);
+  if (visible > 0) {
+    const float mx = scale_max(x, visible, scale);
+    const float inv = static_cast<float>(1.0 / exp_sub_sum(x, visible, mx));
+    for (int64_t j = 0; j < visible; ++j) x[j] *= inv;
   }
-  double sum = 0;
-  for (int64_t j = 0; j < visible; ++j) {
-    x[j] = std::exp(x[j] - mx);
-    sum += x[j];
-  }
-  const float inv = visible > 0 ? static_cast<float>(1.0 / sum) : 0.f;
-  for (int64_t j = 0; j < visible; ++j) x[j] *= inv;
   for (int64_t j = visible; j < d; ++j) x[j] = 0.f;
 }
 
@@ -108,8 +96,19 @@ void gelu_tanh(float* x, int64_t n) {
 }
 
 void silu(float* x, int64_t n) {
+  // x / (1 + exp(−x)) with the exps of a chunk at a time from exp_rows (the division loops
+  // vectorize as they are). exp(−x) = +Inf for x < −88.7 gives −0, and the zero it gives for
+  // x > 87.3 gives x, as the limits do.
+  constexpr int64_t kChunk = 256;
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) x[i] = x[i] / (1.f + std::exp(-x[i]));
+  for (int64_t c = 0; c < n; c += kChunk) {
+    const int64_t m = std::min(kChunk, n - c);
+    float* xc = x + c;
+    float e[kChunk];
+    for (int64_t j = 0; j < m; ++j) e[j] = -xc[j];
+    exp_rows(e, e, m);
+    for (int64_t j = 0; j < m; ++j) xc[j] = xc[j] / (1.f + e[j]);
+  }
 }
 
 void relu(float* x, int64_t n) {

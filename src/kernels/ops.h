@@ -18,13 +18,15 @@ void layer_norm(const float* x, int64_t rows, int64_t d, const float* gamma, con
 void rms_norm(const float* x, int64_t rows, int64_t d, const float* gamma, float eps, float* y,
               float* rstd_out = nullptr);
 
+// The softmaxes take their exps and sums from kernels/vexp.h, so they give the same bits at
+// every SIMD level. A row whose maximum is −Inf (fully masked) becomes zeros.
 void softmax_rows(float* x, int64_t rows, int64_t d);
 // softmax(scale · x[0..visible)) in place, and zero for x[visible..d): one masked attention row.
 void softmax_prefix(float* x, int64_t d, int64_t visible, float scale);
 
 void gelu_erf(float* x, int64_t n);
 void gelu_tanh(float* x, int64_t n);
-void silu(float* x, int64_t n);
+void silu(float* x, int64_t n);  // x / (1 + exp(−x)), its exp from kernels/vexp.h
 void relu(float* x, int64_t n);
 void tanh_inplace(float* x, int64_t n);
 
