@@ -16,9 +16,10 @@
 #   kernels  4-bit GEMV (q4_0, tquant 4-bit g32; float32 activations, and int8 activations quantized
 #            in the timed loop) vs cblas_sgemv at 4096 x 4096, int8 GEMM (per-tensor, PEG K = 6) vs
 #            cblas_sgemm at 512 x 4096 x 4096, on 1 and 2 threads (tquant_bench_kernels, ~2 min)
-#   eval     end-to-end `tquant eval` tokens/s of the default model: F32, Q4_0 (GGUF and checkpoint,
-#            held packed), W8A8 fake and --real-int8; 1 and 2 threads, medians of 3 (bench/eval_speed.py,
-#            ~3 min)
+#   eval     end-to-end perplexity-evaluation tokens/s at ctx 512, F32 vs Q4_0 GGUF held packed (float and
+#            int8 activations) vs W8A8 (fake and --real-int8), on 1 and 2 threads: the default model
+#            on TinyStories eval text, and a LLaMA-shaped random model with hidden 1024 where the
+#            linears dominate (tquant_bench_eval, ~5 min)
 # Usage: bash bench/run.sh [forward] [calib] [gptq] [train] [kernels] [eval]   (default: the first four)
 # TQUANT_BUILD_DIR=DIR uses (and builds the benchmark targets in) an existing build folder
 # instead of running scripts/build.sh into ./build.
@@ -32,14 +33,13 @@ if [ -z "$build" ]; then
   build=build
 else
   targets=()
-  for b in "${benches[@]}"; do [ "$b" = eval ] && targets+=(--target tquant) || targets+=(--target "tquant_bench_$b"); done
+  for b in "${benches[@]}"; do targets+=(--target "tquant_bench_$b"); done
   cmake --build "$build" -j "$(nproc)" "${targets[@]}" >/dev/null
 fi
 mkdir -p bench/results
 results=()
 for b in "${benches[@]}"; do
-  case "$b" in forward|calib|gptq|train|kernels) ;;
-    eval) /usr/bin/python3 bench/eval_speed.py "$build/tquant" bench/results/eval_speed.json; continue ;;
+  case "$b" in forward|calib|gptq|train|kernels|eval) ;;
     *) echo "unknown benchmark '$b' (forward, calib, gptq, train, kernels, eval)" >&2; exit 2 ;; esac
   "$build/bench/tquant_bench_$b" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
     --benchmark_out="bench/results/$b.json" --benchmark_out_format=json

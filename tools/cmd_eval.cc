@@ -54,10 +54,14 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 }
 
 int64_t parameter_count(Model& m) {
-  int64_t n = m.token_embedding.numel() + m.position_embedding.numel() + m.type_embedding.numel();
-  for (Linear* l : m.linears())
-    if (l->weight.data() != m.token_embedding.data())
-      n += l->weight.numel() + l->bias.numel() + (l->packed ? l->packed->rows * l->packed->cols : 0);
+  const auto elements = [](const PackedMatrix* p) { return p ? p->rows * p->cols : 0; };
+  int64_t n = m.token_embedding.numel() + elements(m.token_embedding_packed.get()) + m.position_embedding.numel() +
+              m.type_embedding.numel();
+  for (Linear* l : m.linears()) {
+    const bool tied = (!l->weight.empty() && l->weight.data() == m.token_embedding.data()) ||
+                      (l->packed && l->packed == m.token_embedding_packed);
+    if (!tied) n += l->weight.numel() + l->bias.numel() + elements(l->packed.get());
+  }
   for (Norm* x : m.norms()) n += x->gamma.numel() + x->beta.numel();
   return n;
 }
@@ -311,6 +315,12 @@ int run(const Options& o) {
                simd_level_name(simd_level()));
     report["packed_linears"] = packed;
     report["simd"] = simd_level_name(simd_level());
+  }
+  if (model.token_embedding_packed) {
+    const char* format = qformat_name(model.token_embedding_packed->format);
+    fmt::print("kernels token embedding held packed ({}): rows decoded on lookup{}\n", format,
+               model.lm_head.packed == model.token_embedding_packed ? ", the tied head multiplies the same blocks" : "");
+    report["packed_token_embedding"] = format;
   }
   if (o.q8_activations) {
     if (packed == 0)

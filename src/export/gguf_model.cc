@@ -55,7 +55,10 @@ Model load_gguf_model(const std::filesystem::path& path, bool keep_packed) {
     return n;
   };
 
-  m.token_embedding = take("token_embd.weight", {V, D});
+  if (keep_packed && is_block_type(emb.type))
+    m.token_embedding_packed = take_packed("token_embd.weight", {V, D}, {});
+  else
+    m.token_embedding = take("token_embd.weight", {V, D});
   m.token_embedding_source = "token_embd.weight";
   m.blocks.resize(c.layers);
   for (int i = 0; i < c.layers; ++i) {
@@ -86,6 +89,7 @@ Model load_gguf_model(const std::filesystem::path& path, bool keep_packed) {
   m.final_norm = norm("output_norm.weight");
   if (c.tie_embeddings) {
     m.lm_head.weight = m.token_embedding;
+    m.lm_head.packed = m.token_embedding_packed;
   } else if (keep_packed && is_block_type(f.tensor("output.weight").type)) {
     m.lm_head.packed = take_packed("output.weight", {V, D}, {});
   } else {

@@ -5,10 +5,13 @@
 
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
+#include <optional>
 
 #include "core/error.h"
 #include "kernels/int8_linear.h"
 #include "kernels/ops.h"
+#include "kernels/qblock_formats.h"
 #include "kernels/qgemv.h"
 #include "kernels/qgemv_q8act.h"
 #include "model/model.h"
@@ -38,7 +41,8 @@ class Pass {
     hooks_->run(name + suffix, x, info_);
   }
 
-  Tensor linear(int layer, const Linear& l, Tensor& x) {
+  // xq: x already rounded to int8 blocks (shared_q8), for a layer that takes int8 activations.
+  Tensor linear(int layer, const Linear& l, Tensor& x, const Q8Activations* xq = nullptr) {
     hook_named(layer, l.name, ".in", x);
     Shape shape = x.shape();
     shape.back() = l.out();
@@ -46,16 +50,38 @@ class Pass {
     const float* bias = l.bias.empty() ? nullptr : l.bias.data();
     if (x.cols() != l.in())
       fail("{}: input of width {} for a layer of {} inputs", l.name, x.cols(), l.in());
-    if (l.int8)
+    if (l.int8) {
       int8_linear_forward(*l.int8, x.data(), x.rows(), x.cols(), bias, y.data(), l.name);
-    else if (l.packed && l.q8_activations)
-      packed_matmul_q8act(*l.packed, x.data(), x.rows(), bias, y.data());
-    else if (l.packed)
-      packed_matmul(*l.packed, x.data(), x.rows(), bias, y.data());
-    else
+    } else if (l.packed) {
+      Tensor scaled;
+      const float* in = x.data();
+      if (!l.input_scale.empty()) {
+        scaled = x.clone();
+        scale_columns_inplace(scaled.data(), scaled.rows(), scaled.cols(), l.input_scale.data());
+        in = scaled.data();
+      }
+      if (l.q8_activations && xq)
+        packed_matmul_q8act(*l.packed, *xq, bias, y.data());
+      else if (l.q8_activations)
+        packed_matmul_q8act(*l.packed, in, x.rows(), bias, y.data());
+      else
+        packed_matmul(*l.packed, in, x.rows(), bias, y.data());
+    } else {
       linear_forward(x.data(), x.rows(), x.cols(), l.weight.data(), bias, l.out(), y.data());
+    }
     hook_named(layer, l.name, ".out", y);
     return y;
+  }
+
+  // Layers that read the same input (q, k, v; gate, up) and all take int8 activations share one
+  // rounding of it instead of one per layer; the result is the same. Not with hooks: a layer's
+  // `.in` hook may change the input before the next layer reads it.
+  std::optional<Q8Activations> shared_q8(const Tensor& x, std::initializer_list<const Linear*> layers) {
+    if (hooks_) return std::nullopt;
+    for (const Linear* l : layers)
+      if (!l->packed || !l->q8_activations || l->int8 || !l->input_scale.empty() || l->in() != x.cols())
+        return std::nullopt;
+    return quantize_activations_q8(x.data(), x.rows(), x.cols());
   }
 
   Tensor norm(const Norm& n, const Tensor& x) {
@@ -92,7 +118,10 @@ class Pass {
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < B * T; ++i) {
       float* row = x.data() + i * D;
-      std::memcpy(row, m_.token_embedding.data() + int64_t{batch.ids[i]} * D, sizeof(float) * D);
+      if (m_.token_embedding_packed)
+        m_.token_embedding_packed->dequantize_row(batch.ids[i], row);
+      else
+        std::memcpy(row, m_.token_embedding.data() + int64_t{batch.ids[i]} * D, sizeof(float) * D);
       if (!m_.position_embedding.empty()) {
         // Right padding only, so position = index in the sequence (OPT's cumulative-mask
         // positions reduce to the same); OPT adds its offset of 2.
@@ -111,9 +140,11 @@ class Pass {
   Tensor attention(int layer, const Block& b, Tensor& h) {
     const int64_t B = info_.batch, T = info_.seq, H = c_.heads, KV = c_.kv_heads, dh = c_.head_dim;
     const int64_t qw = H * dh, kw = KV * dh, group = H / KV;
-    Tensor q = linear(layer, b.q, h);
-    Tensor k = linear(layer, b.k, h);
-    Tensor v = linear(layer, b.v, h);
+    const auto hq = shared_q8(h, {&b.q, &b.k, &b.v});
+    const Q8Activations* shared = hq ? &*hq : nullptr;
+    Tensor q = linear(layer, b.q, h, shared);
+    Tensor k = linear(layer, b.k, h, shared);
+    Tensor v = linear(layer, b.v, h, shared);
     if (c_.positions == Positions::Rotary) {
       rope_inplace(q.data(), B, T, H, dh, c_.rope_theta);
       rope_inplace(k.data(), B, T, KV, dh, c_.rope_theta);
@@ -155,8 +186,9 @@ class Pass {
 
   Tensor ffn(int layer, const Block& b, Tensor& h) {
     if (c_.gated_ffn) {
-      Tensor g = linear(layer, b.gate, h);
-      Tensor u = linear(layer, b.up, h);
+      const auto hq = shared_q8(h, {&b.gate, &b.up});
+      Tensor g = linear(layer, b.gate, h, hq ? &*hq : nullptr);
+      Tensor u = linear(layer, b.up, h, hq ? &*hq : nullptr);
       activate(g, c_.activation);
       float* gp = g.data();
       const float* up = u.data();

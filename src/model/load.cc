@@ -66,6 +66,7 @@ int64_t Linear::in() const { return packed ? packed->cols : weight.dim(1); }
 int64_t Linear::out() const { return packed ? packed->rows : weight.dim(0); }
 
 bool Model::has_packed_weights() const {
+  if (token_embedding_packed) return true;
   for (const Linear* l : const_cast<Model*>(this)->linears())
     if (l->packed) return true;
   return false;
@@ -82,6 +83,9 @@ int Model::enable_q8_activations() {
 }
 
 void Model::require_fp_weights(const char* what) const {
+  if (token_embedding_packed)
+    fail("{}: {} needs float weights, but the token embedding is held packed ({}); load the model without keeping "
+         "it packed", dir_.string(), what, qformat_name(token_embedding_packed->format));
   for (const Linear* l : const_cast<Model*>(this)->linears())
     if (l->packed)
       fail("{}: {} needs float weights, but layer {} is held packed ({}); load the model without keeping it packed",

@@ -35,6 +35,11 @@ struct Linear {
   // low-bit blocks directly and `weight` is empty. Whatever needs FP weights must check
   // Model::has_packed_weights() first.
   std::shared_ptr<const PackedMatrix> packed;
+  // A packed layer whose codes carry a Z-Fold ζ per input column (aespa's W ≈ diag(s)·Q·diag(ζ)
+  // where no norm could absorb ζ): the forward multiplies the packed blocks by x ⊙ ζ, which is
+  // exact, rather than folding ζ into the codes' scales (impossible: one scale per row group).
+  // [in] or empty.
+  Tensor input_scale;
   // Set by Model::enable_q8_activations (tquant eval --q8-activations) on a packed layer: its
   // input is rounded to int8 blocks first (kernels/qgemv_q8act.h), as llama.cpp does.
   bool q8_activations = false;
@@ -81,7 +86,7 @@ class Model {
   // kernels can multiply them.
   static Model load(const std::filesystem::path& dir, bool keep_packed = false);
 
-  // True when some linear is held packed (no FP weight): analysis, PTQ, recipes and export need
+  // True when some linear or the token embedding is held packed (no FP weight): analysis, PTQ, recipes and export need
   // FP weights and refuse such a model through require_fp_weights.
   bool has_packed_weights() const;
   void require_fp_weights(const char* what) const;
@@ -112,7 +117,10 @@ class Model {
   std::vector<std::pair<std::string, Tensor*>> embedding_tables();
 
   // Weights (public so that quantization passes can rewrite them in place).
-  Tensor token_embedding;     // [V, D]
+  Tensor token_embedding;     // [V, D]; empty when held packed
+  // Held packed (a GGUF q4_0/q4_1/q8_0 token_embd loaded with keep_packed): the lookup decodes
+  // only the rows it needs, and a tied head multiplies the same blocks (lm_head.packed is this).
+  std::shared_ptr<const PackedMatrix> token_embedding_packed;
   Tensor position_embedding;  // [P, D] or empty
   Tensor type_embedding;      // [types, D] or empty
   // The embeddings' tensor names in the checkpoint (see CheckpointSource); "" when absent.

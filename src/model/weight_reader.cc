@@ -1,5 +1,7 @@
 #include "model/weight_reader.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "kernels/qblock_formats.h"
 #include "wquant/quantized_checkpoint.h"
@@ -53,10 +55,14 @@ Linear WeightReader::linear(const std::string& name, int64_t out, int64_t in, bo
   Linear l;
   if (is_quantized(name)) {
     wq::QuantizedWeight q = take_quantized(name, out, in);
-    if (keep_packed_ && q.zeta.empty()) {
+    if (keep_packed_) {
       const WeightFormat& f = q.grid.format;
       l.packed = std::make_shared<const PackedMatrix>(PackedMatrix::from_codes(
           f.bits, f.group, out, in, q.codes, q.grid.scale, q.grid.zero, dir_.string() + ": " + name));
+      if (!q.zeta.empty()) {
+        l.input_scale = Tensor({in});
+        std::copy(q.zeta.begin(), q.zeta.end(), l.input_scale.data());
+      }
     } else {
       l.weight = q.dequantize();
     }

@@ -44,8 +44,8 @@ class WeightReader {
   // stored is read through take_dequantized. is_quantized is an error when a .qweight is stored
   // but no quantization_config was given.
   void set_quantization(const wq::QuantizationConfig* q) { quant_ = q; }
-  // linear() then holds quantized layers packed (Linear::packed) instead of dequantizing them,
-  // except those with a Z-Fold ζ per input column, which no packed kernel applies.
+  // linear() then holds quantized layers packed (Linear::packed, with a Z-Fold ζ as
+  // Linear::input_scale) instead of dequantizing them.
   void set_keep_packed(bool keep) { keep_packed_ = keep; }
   bool is_quantized(const std::string& prefix) const;
   Tensor take_dequantized(const std::string& prefix, int64_t out, int64_t in) const;  // [out, in]

@@ -7,6 +7,8 @@ rounding:
                codes) and its q4_0 GGUF, evaluated packed (the report says how many linears the
                low-bit kernels multiplied) against `--fp-weights` (dequantized to float32), at every
                SIMD level TQUANT_SIMD allows on this machine; to 1e-5 relative (seen: ~1e-7);
+  * packed.fp-model-gguf-*  the FP model exported to q4_0 / q8_0 GGUF: the token embedding is held
+               packed too (rows decoded on lookup) and the tied head multiplies its blocks;
   * int8.*     `--real-int8` against plain fake quantization for a per-tensor recipe (w8a8), a
                per-embedding-group one (w8a8-peg) and a per-token one (written here), at every
                SIMD level: every linear of the blocks and the head runs the int8 GEMM (the
@@ -100,6 +102,29 @@ def packed_case(s, tag, flags, gguf_kind=None):
                 c.equal(f"{name} {level}: linears held packed", r.get("packed_linears"), 14)
                 c.equal(f"{name} {level}: kernel level", r.get("simd"), level)
                 c.close(f"{name} {level} packed ppl vs fp", metric(r, "ppl"), p_fp, rtol=PACKED_RTOL)
+        return c.finish()
+    return case
+
+
+def fp_gguf_case(s, kind):
+    """The FP model exported to a block type: every 2-D tensor, token_embd included, is in blocks,
+    so eval holds the embedding packed and the tied head multiplies its blocks (15 linears)."""
+    def case():
+        c = Checks()
+        gguf = s.path(f"fp-model.{kind}.gguf")
+        if gguf not in s._made:
+            if os.path.exists(gguf):
+                os.remove(gguf)
+            run_tquant(s.args, ["export", "--model", s.model, "--format", "gguf", "--type", kind, "--out", gguf])
+            s._made[gguf] = gguf
+        fp = s.eval(f"fp-{kind}-fp", ["--model", gguf, "--fp-weights"])
+        c.true("--fp-weights holds nothing packed", "packed_token_embedding" not in fp and "packed_linears" not in fp,
+               str(fp.get("packed_token_embedding")))
+        for level in s.levels:
+            r = s.eval(f"fp-{kind}-{level}", ["--model", gguf], level)
+            c.equal(f"{level}: linears held packed (14 + the tied head)", r.get("packed_linears"), 15)
+            c.equal(f"{level}: token embedding held packed", r.get("packed_token_embedding"), kind)
+            c.close(f"{level}: packed ppl vs fp", metric(r, "ppl"), metric(fp, "ppl"), rtol=PACKED_RTOL)
         return c.finish()
     return case
 
@@ -202,6 +227,8 @@ def main():
         ("packed.q4_0-grid+gguf", packed_case(s, "q4_0", ["--wbits", 4, "--format", "q4_0"], "q4_0")),
         ("packed.tquant-4bit-g32-asym", packed_case(s, "w4g32", ["--wbits", 4, "--group", 32])),
         ("packed.tquant-3bit-g64", packed_case(s, "w3g64", ["--wbits", 3, "--group", 64])),
+        ("packed.fp-model-gguf-q4_0", fp_gguf_case(s, "q4_0")),
+        ("packed.fp-model-gguf-q8_0", fp_gguf_case(s, "q8_0")),
         ("q8act.q4_0-grid+gguf", q8act_case(s, "q4_0", ["--wbits", 4, "--format", "q4_0"], "q4_0")),
         ("q8act.tquant-4bit-g32-asym", q8act_case(s, "w4g32", ["--wbits", 4, "--group", 32])),
         ("int8.per-tensor-w8a8", int8_case(s, "w8a8", 15)),
