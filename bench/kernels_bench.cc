@@ -2,8 +2,9 @@
 //   4-bit GEMV (ggml Q4_0 and tquant 4-bit g32) vs cblas_sgemv at 4096 x 4096, with float32
 //   activations (exact) and with int8 activations (llama.cpp-style, quantized inside the timed
 //   loop);
-//   int8 GEMM (per-tensor and PEG K = 6 activation scales) vs cblas_sgemm at 512 tokens x 4096 x 4096
-//   (and the Q4_0 GEMM on that shape with fp32 and with int8 activations, for reference).
+//   int8 GEMM (per-tensor and PEG K = 6 activation scales) vs cblas_sgemm at 512 tokens x 4096 x 4096;
+//   the 4-bit GEMMs (Q4_0 and tquant 4-bit g32) with int8 activations, quantized inside the timed
+//   loop, vs cblas_sgemm on that shape (and the Q4_0 GEMM with fp32 activations, for reference).
 // The argument is the thread count (1 and 2); bench/run.sh kernels prints the ratios.
 #include <benchmark/benchmark.h>
 #include <cblas.h>
@@ -164,16 +165,20 @@ void BM_GemmQ4_0(benchmark::State& state) {
   state.counters["GFLOP/s"] = benchmark::Counter(kGemmFlops / 1e9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
-void BM_GemmQ4_0Q8(benchmark::State& state) {
+// Many tokens with int8 activations (perplexity evaluation multiplies 512 at once): the
+// activations are quantized inside the loop, as every call in a forward pass must.
+void gemm_q8act(benchmark::State& state, const PackedMatrix& w) {
   set_threads(state);
   const auto x = random_floats(kTokens * kK, 5);
   std::vector<float> y(kTokens * kN);
   for (auto _ : state) {
-    packed_matmul_q8act(q4_0_weight(), x.data(), kTokens, nullptr, y.data());
+    packed_matmul_q8act(w, x.data(), kTokens, nullptr, y.data());
     benchmark::DoNotOptimize(y.data());
   }
   state.counters["GFLOP/s"] = benchmark::Counter(kGemmFlops / 1e9, benchmark::Counter::kIsIterationInvariantRate);
 }
+void BM_GemmQ4_0Q8(benchmark::State& state) { gemm_q8act(state, q4_0_weight()); }
+void BM_GemmPacked4Q8(benchmark::State& state) { gemm_q8act(state, packed4_weight()); }
 
 BENCHMARK(BM_GemvF32)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(1.0);
 BENCHMARK(BM_GemvQ4_0)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond)->UseRealTime()->MinTime(1.0);
@@ -185,6 +190,7 @@ BENCHMARK(BM_GemmInt8)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTi
 BENCHMARK(BM_GemmInt8Peg6)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
 BENCHMARK(BM_GemmQ4_0)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
 BENCHMARK(BM_GemmQ4_0Q8)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
+BENCHMARK(BM_GemmPacked4Q8)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
 
 }  // namespace
 }  // namespace tquant

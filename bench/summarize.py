@@ -125,39 +125,46 @@ def train_summary(runs):
 
 
 def kernels_summary(runs):
-    """Packed 4-bit GEMV over sgemv (float32 and int8 activations) and int8 GEMM over sgemm, per
-    thread count (same run). The int8-activation rows are absent from runs before they existed."""
+    """Packed 4-bit GEMV over sgemv (float32 and int8 activations), int8 GEMM and the packed 4-bit
+    GEMMs with int8 activations (Q4_0 and tquant 4-bit g32) over sgemm, per thread count (same
+    run). A pair is reported when the run has both of its benchmarks: runs from before a
+    benchmark existed, or filtered ones (--benchmark_filter), give the pairs they hold."""
+    # (benchmark, reference, name of its time, scale of the time, name of reference / it)
+    pairs = [
+        ("BM_GemvQ4_0", "BM_GemvF32", "q4_0_gemv_us", 1e6, "q4_0_gemv_speedup_over_sgemv"),
+        ("BM_GemvPacked4", "BM_GemvF32", "packed4_g32_gemv_us", 1e6, "packed4_gemv_speedup_over_sgemv"),
+        # int8 activations, their quantization included
+        ("BM_GemvQ4_0Q8", "BM_GemvF32", "q4_0_q8act_gemv_us", 1e6, "q4_0_q8act_gemv_speedup_over_sgemv"),
+        ("BM_GemvPacked4Q8", "BM_GemvF32", "packed4_g32_q8act_gemv_us", 1e6,
+         "packed4_q8act_gemv_speedup_over_sgemv"),
+        ("BM_GemmInt8", "BM_GemmF32", "int8_gemm_ms", 1e3, "int8_gemm_speedup_over_sgemm"),
+        ("BM_GemmInt8Peg6", "BM_GemmF32", "int8_peg6_gemm_ms", 1e3, "int8_peg6_speedup_over_sgemm"),
+        ("BM_GemmQ4_0", "BM_GemmF32", "q4_0_fp32_act_gemm_ms", 1e3, "q4_0_gemm_speedup_over_sgemm"),
+        # many tokens with int8 activations, their quantization included (the tiled kernels)
+        ("BM_GemmQ4_0Q8", "BM_GemmF32", "q4_0_q8act_gemm_ms", 1e3, "q4_0_q8act_gemm_speedup_over_sgemm"),
+        ("BM_GemmPacked4Q8", "BM_GemmF32", "packed4_g32_q8act_gemm_ms", 1e3,
+         "packed4_q8act_gemm_speedup_over_sgemm"),
+    ]
     out = {}
     for threads in ("1", "2"):
         def t(name):
             row = next((r for n, r in runs.items() if n.startswith(f"{name}/{threads}")), None)
             return seconds(row) if row else None
-        gemv, q4, p4 = t("BM_GemvF32"), t("BM_GemvQ4_0"), t("BM_GemvPacked4")
-        q4q8, p4q8 = t("BM_GemvQ4_0Q8"), t("BM_GemvPacked4Q8")
-        gemm, i8, peg, q4m, q4mq8 = (t("BM_GemmF32"), t("BM_GemmInt8"), t("BM_GemmInt8Peg6"), t("BM_GemmQ4_0"),
-                                     t("BM_GemmQ4_0Q8"))
-        if gemv is None:
-            continue
-        row = {
-            "sgemv_4096_us": gemv * 1e6, "q4_0_gemv_us": q4 * 1e6, "packed4_g32_gemv_us": p4 * 1e6,
-            "q4_0_gemv_speedup_over_sgemv": gemv / q4, "packed4_gemv_speedup_over_sgemv": gemv / p4,
-        }
-        if q4q8 is not None:
-            row.update({
-                # int8 activations, their quantization included
-                "q4_0_q8act_gemv_us": q4q8 * 1e6, "packed4_g32_q8act_gemv_us": p4q8 * 1e6,
-                "q4_0_q8act_gemv_speedup_over_sgemv": gemv / q4q8,
-                "packed4_q8act_gemv_speedup_over_sgemv": gemv / p4q8,
-            })
-        row.update({
-            "sgemm_512x4096x4096_ms": gemm * 1e3, "int8_gemm_ms": i8 * 1e3, "int8_peg6_gemm_ms": peg * 1e3,
-            "q4_0_fp32_act_gemm_ms": q4m * 1e3,
-            "int8_gemm_speedup_over_sgemm": gemm / i8, "int8_peg6_speedup_over_sgemm": gemm / peg,
-            "q4_0_gemm_speedup_over_sgemm": gemm / q4m,
-        })
-        if q4mq8 is not None:
-            row.update({"q4_0_q8act_gemm_ms": q4mq8 * 1e3, "q4_0_q8act_gemm_speedup_over_sgemm": gemm / q4mq8})
-        out[f"threads_{threads}"] = row
+        gemv, gemm = t("BM_GemvF32"), t("BM_GemmF32")
+        row = {}
+        if gemv is not None:
+            row["sgemv_4096_us"] = gemv * 1e6
+        if gemm is not None:
+            row["sgemm_512x4096x4096_ms"] = gemm * 1e3
+        for bench, ref, time_key, scale, ratio_key in pairs:
+            mine, base = t(bench), t(ref)
+            if mine is None:
+                continue
+            row[time_key] = mine * scale
+            if base is not None:
+                row[ratio_key] = base / mine
+        if row:
+            out[f"threads_{threads}"] = row
     return out
 
 
@@ -171,7 +178,7 @@ def summarize(path):
         summary = gptq_summary(runs)
     elif any(n.startswith("BM_TrainStep") for n in runs):
         summary = train_summary(runs)
-    elif any(n.startswith("BM_GemvF32") for n in runs):
+    elif any(n.startswith(("BM_GemvF32", "BM_GemmF32")) for n in runs):
         summary = kernels_summary(runs)
     else:
         raise SystemExit(f"{path}: no benchmarks this script knows")

@@ -50,6 +50,15 @@ SimdLevel simd_level() {
   return from_env;
 }
 
+bool cpu_has_avx_vnni() {
+  // libgcc checks that the OS saves the ymm state for every AVX feature it reports.
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni");
+  }();
+  return has;
+}
+
 const char* simd_level_name(SimdLevel level) {
   switch (level) {
     case SimdLevel::Scalar: return "scalar";

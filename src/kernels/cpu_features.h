@@ -22,6 +22,11 @@ SimdLevel simd_level();
 
 const char* simd_level_name(SimdLevel level);  // "scalar", "avx2", "avx512"
 
+// Whether the CPU has AVX-VNNI (vpdpbusd on ymm registers with a VEX encoding, no AVX-512 needed).
+// Not a level of its own: kernels at the AVX2 level may use it where it exists, and their
+// tests run them both with and without it.
+bool cpu_has_avx_vnni();
+
 // Forces a level for the lifetime of the object (tests and benchmarks); nests. A level above
 // the detected one is an error.
 class ScopedSimdLevel {

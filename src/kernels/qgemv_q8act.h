@@ -59,11 +59,25 @@ void packed_matmul_q8act(const PackedMatrix& w, const float* x, int64_t tokens, 
 SimdLevel packed_matmul_q8act_level(const PackedMatrix& w, SimdLevel level);
 
 namespace q8act {
-// One level each, for rows [r0, r1) of y and every token of xq; no threading, no bias. The SIMD
-// ones need packed_matmul_q8act_level(w, their level) == their level.
+// packed_matmul_q8act at a given level (one the CPU has, with packed_matmul_q8act_level(w, level)
+// == level or Scalar). avx_vnni picks the AVX2 level's many-token kernel: vpdpbusd through
+// AVX-VNNI (the CPU must have it) or vpmaddubsw; packed_matmul_q8act passes cpu_has_avx_vnni(),
+// and tests both on a CPU that has it.
+void matmul_at(const PackedMatrix& w, const Q8Activations& xq, const float* bias, float* y, SimdLevel level,
+               bool avx_vnni);
+
+// One level each, for rows [r0, r1) of y and every token of xq, one token at a time (GEMV); no
+// threading, no bias. The SIMD ones need packed_matmul_q8act_level(w, their level) == their level.
 void matmul_scalar(const PackedMatrix& w, const Q8Activations& xq, int64_t r0, int64_t r1, float* y);
 void matmul_avx2(const PackedMatrix& w, const Q8Activations& xq, int64_t r0, int64_t r1, float* y);
 void matmul_avx512(const PackedMatrix& w, const Q8Activations& xq, int64_t r0, int64_t r1, float* y);
+
+// Many tokens at once (GEMM) from the activations in tiles (kernels/qgemv_q8act_tiles.h): rows
+// [r0, r1) of y, every token; no threading, no bias; the same condition on the level.
+struct TokenTiles;
+void gemm_avx2(const PackedMatrix& w, const TokenTiles& xt, int64_t r0, int64_t r1, float* y);
+void gemm_avxvnni(const PackedMatrix& w, const TokenTiles& xt, int64_t r0, int64_t r1, float* y);
+void gemm_avx512(const PackedMatrix& w, const TokenTiles& xt, int64_t r0, int64_t r1, float* y);
 }  // namespace q8act
 
 }  // namespace tquant

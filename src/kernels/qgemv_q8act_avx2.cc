@@ -5,16 +5,27 @@
 // vpmaddubsw saturates at ±32767, so codes stay below 128 in magnitude: 4-bit and 2-bit codes
 // as they are, 8-bit ones through the sign trick |w| · sign(x, w) (Q8_0 as is, tquant codes
 // shifted by −128). Compiled for AVX2 + FMA + F16C through the target pragma below.
-#include <immintrin.h>
+//
+// Many tokens: the shared tile driver (qgemv_q8act_gemm.h) with the 256-bit register block of
+// qgemv_q8act_gemm_ymm.h, its dot products through the same vpmaddubsw; CPUs with AVX-VNNI take
+// qgemv_q8act_avxvnni.cc instead.
+#include "kernels/simd_bytes.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
 
 #include "kernels/qgemv_dispatch.h"
 #include "kernels/qgemv_q8act.h"
 #include "kernels/qgemv_q8act_block.h"
+#include "kernels/qgemv_q8act_tiles.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
+
+#include "kernels/qgemv_q8act_gemm.h"
+#include "kernels/qgemv_q8act_gemm_ymm.h"
 
 namespace tquant::q8act {
 namespace {
@@ -235,12 +246,27 @@ void run(const PackedMatrix& w, const Q8Activations& xq, int64_t r0, int64_t r1,
   }
 }
 
+// vpmaddubsw's products for the many-token block: 8-bit codes come as signed bytes.
+struct Maddubs {
+  static constexpr int kR = 1, kT = 4;  // measured best: 4 integer vectors, 5 operands, the temporaries
+  static constexpr bool kSigned8 = true;
+  template <bool kSignedCodes>
+  static V dot(V acc, V w, V x) {
+    return _mm256_add_epi32(acc, kSignedCodes ? dot_s8(w, x) : dot_u8(w, x));
+  }
+};
+
 }  // namespace
 
 __attribute__((target("avx2,fma,f16c")))
 void matmul_avx2(const PackedMatrix& w, const Q8Activations& xq, int64_t r0, int64_t r1, float* y) {
   if (!qgemv::with_decoder<Decode, 2, 4, 8>(w, [&](auto dec) { run<decltype(dec)>(w, xq, r0, r1, y); }))
     matmul_scalar(w, xq, r0, r1, y);  // layouts packed_matmul_q8act_level sends to the scalar path
+}
+
+__attribute__((target("avx2,fma,f16c")))
+void gemm_avx2(const PackedMatrix& w, const TokenTiles& xt, int64_t r0, int64_t r1, float* y) {
+  gemm_rows<Ymm<Maddubs>>(w, xt, r0, r1, y);
 }
 
 }  // namespace tquant::q8act

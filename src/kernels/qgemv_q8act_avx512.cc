@@ -1,19 +1,31 @@
-// AVX-512 VNNI kernel for packed_matmul_q8act. Four weight blocks meet their activations in one
-// vpdpbusd chain (unsigned codes × signed int8), arranged so that each block's partial sums land
-// in one 128-bit lane; four such vectors (16 blocks) are transposed into one vector holding a sum
-// per block, in block order, which is exactly the lane layout of the definition's 16 partial
-// float sums. Compiled for AVX-512 through the target pragma below; only called when the CPU has it.
+// AVX-512 VNNI kernels for packed_matmul_q8act.
+//
+// One token (GEMV): four weight blocks meet their activations in one vpdpbusd chain (unsigned
+// codes × signed int8), arranged so that each block's partial sums land in one 128-bit lane; four
+// such vectors (16 blocks) are transposed into one vector holding a sum per block, in block
+// order, which is exactly the lane layout of the definition's 16 partial float sums.
+//
+// Many tokens (GEMM): the tile layout of qgemv_q8act_tiles.h, through the shared driver of
+// qgemv_q8act_gemm.h; here only the register block, 4 rows × 4 tokens of vpdpbusd.
+//
+// Compiled for AVX-512 through the target pragma below; only called when the CPU has it.
 
 #include "kernels/simd_bytes.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
 
 #include "kernels/qgemv_dispatch.h"
 #include "kernels/qgemv_q8act.h"
 #include "kernels/qgemv_q8act_block.h"
+#include "kernels/qgemv_q8act_tiles.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")
+
+#include "kernels/qgemv_q8act_gemm.h"
 
 namespace tquant::q8act {
 namespace {
@@ -365,22 +377,111 @@ void tile(const PackedMatrix& w, const Q8Activations& xq, int64_t r0, int64_t t0
     }
 }
 
-// A vector: 4 rows at a time. Several tokens: 2 rows x 2 tokens (what the registers hold).
+// One token at a time (packed_matmul_q8act gives more than one to gemm_avx512), 4 rows a vector.
 template <class Dec>
 void run(const PackedMatrix& w, const Q8Activations& xq, int64_t r0, int64_t r1, float* y) {
-  int64_t r = r0;
-  if (xq.tokens == 1) {
-    for (; r + 4 <= r1; r += 4) tile<Dec, 4, 1>(w, xq, r, 0, y);
-    for (; r < r1; ++r) tile<Dec, 1, 1>(w, xq, r, 0, y);
-    return;
-  }
-  for (; r < r1; r += 2) {
-    const bool pair = r + 2 <= r1;
-    int64_t t = 0;
-    for (; t + 2 <= xq.tokens; t += 2) pair ? tile<Dec, 2, 2>(w, xq, r, t, y) : tile<Dec, 1, 2>(w, xq, r, t, y);
-    if (t < xq.tokens) pair ? tile<Dec, 2, 1>(w, xq, r, t, y) : tile<Dec, 1, 1>(w, xq, r, t, y);
+  for (int64_t t = 0; t < xq.tokens; ++t) {
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) tile<Dec, 4, 1>(w, xq, r, t, y);
+    for (; r < r1; ++r) tile<Dec, 1, 1>(w, xq, r, t, y);
   }
 }
+
+// reduce_lanes (qgemv_q8act_block.h) of 4 outputs' partial sums at once, each step of the tree
+// one addition for all of them, partial sum i the first operand of acc[i] += acc[i + h].
+__m128 reduce_lanes4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+  // h = 8: the 256-bit halves of two outputs side by side.
+  const __m512 h01 = _mm512_add_ps(_mm512_shuffle_f32x4(a0, a1, 0x44), _mm512_shuffle_f32x4(a0, a1, 0xEE));
+  const __m512 h23 = _mm512_add_ps(_mm512_shuffle_f32x4(a2, a3, 0x44), _mm512_shuffle_f32x4(a2, a3, 0xEE));
+  // h = 4: then 128-bit lane j holds output j.
+  const __m512 h4 = _mm512_add_ps(_mm512_shuffle_f32x4(h01, h23, 0x88), _mm512_shuffle_f32x4(h01, h23, 0xDD));
+  const __m512 h2 = _mm512_add_ps(h4, _mm512_permute_ps(h4, 0xEE));
+  const __m512 h1 = _mm512_add_ps(h2, _mm512_permute_ps(h2, 0x55));
+  const __m512i firsts = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+  return _mm512_castps512_ps128(_mm512_permutexvar_ps(firsts, h1));
+}
+
+// The same for 4 rows' accumulators of a pack of 4 tokens (token p's partial sums 0..3 in 128-bit
+// lane p, the rest +0): the tree's last two steps, then out[p] = token p's 4 rows.
+void reduce_packs4(__m512 a0, __m512 a1, __m512 a2, __m512 a3, __m128 out[4]) {
+  const __m512i firsts = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+  __m128 row[4];
+  const __m512 a[4] = {a0, a1, a2, a3};
+  for (int i = 0; i < 4; ++i) {
+    const __m512 h2 = _mm512_add_ps(a[i], _mm512_permute_ps(a[i], 0xEE));
+    const __m512 h1 = _mm512_add_ps(h2, _mm512_permute_ps(h2, 0x55));
+    row[i] = _mm512_castps512_ps128(_mm512_permutexvar_ps(firsts, h1));  // row i of tokens 0..3
+  }
+  _MM_TRANSPOSE4_PS(row[0], row[1], row[2], row[3]);
+  for (int p = 0; p < 4; ++p) out[p] = row[p];
+}
+
+// The many-token register block, R rows × T packs of tokens (see TokenTiles): each of a tile's 8
+// steps loads R weight and T activation vectors for R·T vpdpbusd; 4 × 4 keeps 16 integer
+// vectors and 8 operands in the 32 registers.
+struct Zmm {
+  static constexpr int kR = 4, kT = 4;
+  static constexpr bool kSigned8 = false;
+
+  template <class K, int R, int T>
+  static void tile(const RowTiles& wt, int64_t i0, const TokenTiles& xt, int64_t t0, float* y, int64_t ld) {
+    __m512 acc[R][T];
+    for (int i = 0; i < R; ++i)
+      for (int t = 0; t < T; ++t) acc[i][t] = _mm512_setzero_ps();
+    for (int64_t g = 0; g < xt.tiles; ++g) {
+      const Operands op = operands<kR>(wt, i0, xt, t0, g);
+      // The integers start at −zero·Σ q_x (exact in int32: |Σ q_x| ≤ 32·127).
+      V I[R][T];
+      for (int t = 0; t < T; ++t) {
+        const V sx = _mm512_loadu_si512(op.sum + 16 * t);
+        if constexpr (K::kGroupZero) {
+          const V neg = _mm512_sub_epi32(_mm512_setzero_si512(), sx);
+          for (int i = 0; i < R; ++i) I[i][t] = _mm512_mullo_epi32(_mm512_loadu_si512(op.zero + 16 * i), neg);
+        } else {
+          const V start = K::kZero ? _mm512_mullo_epi32(_mm512_set1_epi32(-K::kZero), sx) : _mm512_setzero_si512();
+          for (int i = 0; i < R; ++i) I[i][t] = start;
+        }
+      }
+#pragma GCC unroll 8
+      for (int k = 0; k < kTileVectors; ++k) {
+        V W[R], X[T];
+        for (int i = 0; i < R; ++i) W[i] = _mm512_load_si512(op.w[k * kR + i].b);
+        for (int t = 0; t < T; ++t) X[t] = _mm512_load_si512(op.x[k * kTokenGroup + t].b);
+        for (int i = 0; i < R; ++i)
+          for (int t = 0; t < T; ++t) I[i][t] = _mm512_dpbusd_epi32(I[i][t], W[i], X[t]);
+      }
+      for (int i = 0; i < R; ++i) {
+        const __m512 s = _mm512_loadu_ps(op.s + 16 * i);
+        for (int t = 0; t < T; ++t) {
+          const __m512 dx = _mm512_loadu_ps(op.d + 16 * t);
+          acc[i][t] = _mm512_fmadd_ps(_mm512_mul_ps(s, dx), _mm512_cvtepi32_ps(I[i][t]), acc[i][t]);
+          if constexpr (K::kMin) {
+            const __m512 sx = _mm512_cvtepi32_ps(_mm512_loadu_si512(op.sum + 16 * t));
+            acc[i][t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_loadu_ps(op.m + 16 * i), dx), sx, acc[i][t]);
+          }
+        }
+      }
+    }
+    for (int t = 0; t < T; ++t) {
+      if constexpr (R == 4) {  // rows i0..i0+3 of a token lie side by side in y
+        if (xt.pack == 1) {
+          _mm_storeu_ps(y + (t0 + t) * ld, reduce_lanes4(acc[0][t], acc[1][t], acc[2][t], acc[3][t]));
+          continue;
+        }
+        if (xt.pack == 4) {
+          __m128 out[4];
+          reduce_packs4(acc[0][t], acc[1][t], acc[2][t], acc[3][t], out);
+          const int64_t first = (t0 + t) * 4, n = std::min<int64_t>(4, xt.tokens - first);
+          for (int64_t p = 0; p < n; ++p) _mm_storeu_ps(y + (first + p) * ld, out[p]);
+          continue;
+        }
+      }
+      for (int i = 0; i < R; ++i)
+        store_pack(_mm512_castps512_ps256(acc[i][t]),
+                   _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[i][t]), 1)), xt, t0 + t, y + i, ld);
+    }
+  }
+};
 
 }  // namespace
 
@@ -388,6 +489,11 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 void matmul_avx512(const PackedMatrix& w, const Q8Activations& xq, int64_t r0, int64_t r1, float* y) {
   if (!qgemv::with_decoder<Decode, 2, 4, 8>(w, [&](auto dec) { run<decltype(dec)>(w, xq, r0, r1, y); }))
     matmul_scalar(w, xq, r0, r1, y);  // layouts packed_matmul_q8act_level sends to the scalar path
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+void gemm_avx512(const PackedMatrix& w, const TokenTiles& xt, int64_t r0, int64_t r1, float* y) {
+  gemm_rows<Zmm>(w, xt, r0, r1, y);
 }
 
 }  // namespace tquant::q8act

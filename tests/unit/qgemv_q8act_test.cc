@@ -1,7 +1,9 @@
 // Packed weights times int8 activations (kernels/qgemv_q8act.h): the activation quantizer's
 // golden behaviour; the scalar reference against a closed form computed here in double; every
-// SIMD level against the reference bit for bit on ragged shapes and extreme codes; independence
-// of token blocking and thread count; the distance to the float product; refusals.
+// SIMD kernel (both AVX2 variants, vpmaddubsw and AVX-VNNI, where the CPU has the latter) against
+// the reference bit for bit on ragged shapes and extreme codes, one token (GEMV) and many (the
+// tiled GEMM, full and partial register blocks and tiles); independence of token blocking and
+// thread count; the distance to the float product; refusals.
 #include "kernels/qgemv_q8act.h"
 
 #include <gtest/gtest.h>
@@ -28,6 +30,32 @@ std::vector<float> run_at(SimdLevel level, const PackedMatrix& w, const Q8Activa
   ScopedSimdLevel force(level);
   std::vector<float> y(static_cast<size_t>(xq.tokens * w.rows), NAN);
   packed_matmul_q8act(w, xq, nullptr, y.data());
+  return y;
+}
+
+// One SIMD kernel set: a level, and at AVX2 which many-token dot product.
+struct Variant {
+  SimdLevel level;
+  bool avx_vnni;
+  const char* name;
+};
+
+// Every SIMD variant this CPU runs (the AVX2 level with and without AVX-VNNI where it has it,
+// whatever TQUANT_SIMD says: packed_matmul_q8act would pick only one of them).
+std::vector<Variant> simd_variants() {
+  std::vector<Variant> out;
+  if (detected_simd_level() >= SimdLevel::AVX2) {
+    out.push_back({SimdLevel::AVX2, false, "avx2"});
+    if (cpu_has_avx_vnni()) out.push_back({SimdLevel::AVX2, true, "avx2 + avx-vnni"});
+  }
+  if (detected_simd_level() >= SimdLevel::AVX512) out.push_back({SimdLevel::AVX512, false, "avx512"});
+  return out;
+}
+
+std::vector<float> run_variant(const Variant& v, const PackedMatrix& w, const Q8Activations& xq,
+                               const float* bias = nullptr) {
+  std::vector<float> y(static_cast<size_t>(xq.tokens * w.rows), NAN);
+  q8act::matmul_at(w, xq, bias, y.data(), v.level, v.avx_vnni);
   return y;
 }
 
@@ -100,6 +128,24 @@ TEST(Q8Activations, ZeroAndNonFiniteBlocks) {
     for (float v : run_at(level, w, quantize_activations_q8(zero.data(), 1, 128))) EXPECT_TRUE(same_bits(v, 0.f));
     for (float v : run_at(level, w, a)) EXPECT_TRUE(std::isnan(v)) << simd_level_name(level);
   }
+
+  // The same among other tokens (the many-token kernels): zeros, a NaN, finite values.
+  std::vector<float> three(3 * 128, 0.f);
+  std::copy(x.begin(), x.end(), three.begin() + 128);
+  std::copy(x.begin(), x.end(), three.begin() + 256);
+  three[256 + 32 + 5] = 0.5f;  // token 2 finite
+  three[256 + 64 + 31] = 2.f;
+  const Q8Activations many = quantize_activations_q8(three.data(), 3, 128);
+  const std::vector<float> ref = run_at(SimdLevel::Scalar, w, many);
+  for (const Variant& v : simd_variants()) {
+    const std::vector<float> y = run_variant(v, w, many);
+    for (int64_t r = 0; r < w.rows; ++r) {
+      EXPECT_TRUE(same_bits(y[r], 0.f)) << v.name;
+      EXPECT_TRUE(std::isnan(y[w.rows + r])) << v.name;
+      EXPECT_FALSE(std::isnan(ref[2 * w.rows + r]));
+      EXPECT_TRUE(same_bits(y[2 * w.rows + r], ref[2 * w.rows + r])) << v.name;
+    }
+  }
 }
 
 TEST(Q8Activations, ColumnsMustBeWholeBlocks) {
@@ -117,10 +163,14 @@ struct Case {
   int64_t group;  // Packed only; 0 = one group per row
 };
 
+// The ggml formats; tquant codes of every width the SIMD kernels decode, in groups of 32, 64 and
+// 128 columns and one group per row; two widths only the scalar kernel takes.
 const Case kCases[] = {
-    {QFormat::Q4_0, 4, 32},   {QFormat::Q4_1, 4, 32},   {QFormat::Q8_0, 8, 32},   {QFormat::Packed, 4, 32},
-    {QFormat::Packed, 4, 64}, {QFormat::Packed, 4, 0},  {QFormat::Packed, 2, 32}, {QFormat::Packed, 2, 128},
-    {QFormat::Packed, 8, 32}, {QFormat::Packed, 8, 0},  {QFormat::Packed, 3, 32}, {QFormat::Packed, 5, 64},
+    {QFormat::Q4_0, 4, 32},    {QFormat::Q4_1, 4, 32},   {QFormat::Q8_0, 8, 32},   {QFormat::Packed, 2, 32},
+    {QFormat::Packed, 2, 64},  {QFormat::Packed, 2, 128}, {QFormat::Packed, 2, 0},  {QFormat::Packed, 4, 32},
+    {QFormat::Packed, 4, 64},  {QFormat::Packed, 4, 128}, {QFormat::Packed, 4, 0},  {QFormat::Packed, 8, 32},
+    {QFormat::Packed, 8, 64},  {QFormat::Packed, 8, 128}, {QFormat::Packed, 8, 0},  {QFormat::Packed, 3, 32},
+    {QFormat::Packed, 5, 64},
 };
 
 std::string describe(const Case& c, int64_t cols) {
@@ -168,6 +218,21 @@ TEST(PackedMatmulQ8, ReferenceMatchesTheClosedForm) {
     }
 }
 
+// Compares every SIMD variant with the scalar reference on w and x, bit for bit.
+void expect_every_variant_exact(const PackedMatrix& w, const std::vector<float>& x, int64_t tokens,
+                                const std::string& what, int& compared) {
+  const Q8Activations xq = quantize_activations_q8(x.data(), tokens, w.cols);
+  const std::vector<float> ref = run_at(SimdLevel::Scalar, w, xq);
+  for (const Variant& v : simd_variants()) {
+    const std::vector<float> y = run_variant(v, w, xq);
+    for (int64_t i = 0; i < tokens * w.rows; ++i)
+      ASSERT_TRUE(same_bits(y[i], ref[i])) << what << ", " << w.rows << " rows, " << tokens << " tokens at " << v.name
+                                           << ": row " << i % w.rows << ", token " << i / w.rows << ": " << y[i]
+                                           << " vs " << ref[i];
+    ++compared;
+  }
+}
+
 // The SIMD levels compute the definition exactly, not just closely: random codes on ragged
 // shapes (rows not a multiple of the row blocking, 1..5 tokens), and codes all at their extremes.
 TEST(PackedMatmulQ8, EveryLevelEqualsTheReferenceBitForBit) {
@@ -183,19 +248,48 @@ TEST(PackedMatmulQ8, EveryLevelEqualsTheReferenceBitForBit) {
             std::vector<float> x = random_x(tokens * cols, rng);
             if (extremes)  // every activation code ±127
               for (float& v : x) v = v < 0 ? -1.f : 1.f;
-            const Q8Activations xq = quantize_activations_q8(x.data(), tokens, cols);
-            const std::vector<float> ref = run_at(SimdLevel::Scalar, w, xq);
-            for (SimdLevel level : available_simd_levels()) {
-              if (level == SimdLevel::Scalar) continue;
-              const std::vector<float> y = run_at(level, w, xq);
-              for (int64_t i = 0; i < tokens * rows; ++i)
-                ASSERT_TRUE(same_bits(y[i], ref[i]))
-                    << describe(c, cols) << (extremes ? " (extreme codes)" : "") << ", " << rows << " rows, " << tokens
-                    << " tokens at " << simd_level_name(level) << ": row " << i % rows << ", token " << i / rows
-                    << ": " << y[i] << " vs " << ref[i];
-              ++compared;
-            }
+            const std::string what = describe(c, cols) + (extremes ? " (extreme codes)" : "");
+            expect_every_variant_exact(w, x, tokens, what, compared);
+            if (HasFatalFailure()) return;
           }
+  if (detected_simd_level() > SimdLevel::Scalar) {
+    EXPECT_GT(compared, 0);
+  }
+}
+
+// The many-token kernels: register blocks (4 rows × 4 tokens at AVX-512, 2 × 4 and 1 × 4 at AVX2)
+// full and partial in both dimensions, the 16-row slices of the threads, tiles of 16 blocks full
+// and partial, rows of up to 4 and 8 blocks (2 and 4 tokens packed in a tile, the last pack
+// partial), and token counts that cross their blocks of tokens (up to 515, the length of an
+// evaluation context).
+TEST(PackedMatmulQ8, ManyTokensEqualTheReferenceBitForBit) {
+  std::mt19937 rng(19);
+  int compared = 0;
+  for (const Case& c : kCases) {
+    if (c.format == QFormat::Packed && c.bits != 2 && c.bits != 4 && c.bits != 8) continue;  // scalar anyway
+    const int64_t step = c.format == QFormat::Packed && c.group > 32 ? c.group : 32;
+    for (const int64_t cols : {int64_t{64}, int64_t{128}, int64_t{256}, int64_t{512}, int64_t{544}, int64_t{1408}}) {
+      if (cols % step != 0) continue;
+      for (const int64_t rows : {int64_t{2}, int64_t{4}, int64_t{5}, int64_t{16}, int64_t{19}})
+        // AVX-512 tiles from 8 tokens (fewer go token by token): 9..11 leave 1..3 over.
+        for (const int64_t tokens : {int64_t{2}, int64_t{3}, int64_t{4}, int64_t{5}, int64_t{8}, int64_t{9}, int64_t{10},
+                                     int64_t{11}, int64_t{17}}) {
+          const PackedMatrix w = random_matrix(c.format, c.bits, c.group, rows, cols, rng);
+          expect_every_variant_exact(w, random_x(tokens * cols, rng), tokens, describe(c, cols), compared);
+          if (HasFatalFailure()) return;
+        }
+    }
+    // A context's worth of tokens (past several blocks of them), extreme codes too.
+    for (const bool extremes : {false, true})
+      for (const int64_t cols : {c.group > 32 ? 4 * c.group : int64_t{544}, c.group > 32 ? c.group : int64_t{128}}) {
+        const PackedMatrix w = random_matrix(c.format, c.bits, c.group, 19, cols, rng, extremes);
+        std::vector<float> x = random_x(515 * cols, rng);
+        if (extremes)
+          for (float& v : x) v = v < 0 ? -1.f : 1.f;
+        expect_every_variant_exact(w, x, 515, describe(c, cols) + (extremes ? " (extreme codes)" : ""), compared);
+        if (HasFatalFailure()) return;
+      }
+  }
   if (detected_simd_level() > SimdLevel::Scalar) {
     EXPECT_GT(compared, 0);
   }
@@ -215,29 +309,35 @@ TEST(PackedMatmulQ8, LevelsPerLayout) {
   }
 }
 
-// A token's result does not depend on the other tokens of the call (the kernels block tokens by
-// 2) nor on the thread count (rows are split, never a sum).
+// A token's result does not depend on the other tokens of the call (one token goes through the
+// GEMV kernels, several through the tiled GEMM in blocks of 4) nor on the thread count (rows are
+// split, never a sum).
 TEST(PackedMatmulQ8, TokenBlockingAndThreadsDoNotChangeResults) {
   std::mt19937 rng(16);
   for (const QFormat f : {QFormat::Q4_0, QFormat::Packed}) {
     const PackedMatrix w = random_matrix(f, 4, 32, 70, 544, rng);
     const std::vector<float> x = random_x(7 * 544, rng);
     const Q8Activations all_q = quantize_activations_q8(x.data(), 7, 544);
-    for (SimdLevel level : available_simd_levels()) {
-      const std::vector<float> all = run_at(level, w, all_q);
+    std::vector<Variant> variants = simd_variants();
+    variants.push_back({SimdLevel::Scalar, false, "scalar"});
+    for (const Variant& v : variants) {
+      const std::vector<float> all = run_variant(v, w, all_q);
       for (int64_t t = 0; t < 7; ++t) {
         const Q8Activations one = quantize_activations_q8(x.data() + t * 544, 1, 544);
-        const std::vector<float> y = run_at(level, w, one);
-        for (int64_t r = 0; r < 70; ++r) ASSERT_TRUE(same_bits(y[r], all[t * 70 + r])) << simd_level_name(level);
+        const std::vector<float> y = run_variant(v, w, one);
+        for (int64_t r = 0; r < 70; ++r) ASSERT_TRUE(same_bits(y[r], all[t * 70 + r])) << v.name;
       }
+      const Q8Activations pair = quantize_activations_q8(x.data() + 3 * 544, 2, 544);
+      const std::vector<float> y = run_variant(v, w, pair);
+      EXPECT_EQ(0, std::memcmp(y.data(), all.data() + 3 * 70, y.size() * sizeof(float))) << v.name;
       const int saved = omp_get_max_threads();
       omp_set_num_threads(1);
-      const std::vector<float> serial = run_at(level, w, all_q);
+      const std::vector<float> serial = run_variant(v, w, all_q);
       omp_set_num_threads(2);
-      const std::vector<float> parallel = run_at(level, w, all_q);
+      const std::vector<float> parallel = run_variant(v, w, all_q);
       omp_set_num_threads(saved);
-      EXPECT_EQ(0, std::memcmp(serial.data(), parallel.data(), serial.size() * sizeof(float)));
-      EXPECT_EQ(0, std::memcmp(serial.data(), all.data(), serial.size() * sizeof(float)));
+      EXPECT_EQ(0, std::memcmp(serial.data(), parallel.data(), serial.size() * sizeof(float))) << v.name;
+      EXPECT_EQ(0, std::memcmp(serial.data(), all.data(), serial.size() * sizeof(float))) << v.name;
     }
   }
 }
@@ -285,6 +385,17 @@ TEST(PackedMatmulQ8, AddsTheBias) {
     packed_matmul_q8act(w, x.data(), 1, bias, y);
     EXPECT_EQ(y[0], 128.f) << simd_level_name(level);
     EXPECT_EQ(y[1], 125.f) << simd_level_name(level);
+  }
+  // Several tokens (the tiled kernels): the same token three times.
+  std::vector<float> x3;
+  for (int t = 0; t < 3; ++t) x3.insert(x3.end(), x.begin(), x.end());
+  const Q8Activations xq = quantize_activations_q8(x3.data(), 3, 32);
+  for (const Variant& v : simd_variants()) {
+    const std::vector<float> y = run_variant(v, w, xq, bias);
+    for (int t = 0; t < 3; ++t) {
+      EXPECT_EQ(y[2 * t], 128.f) << v.name;
+      EXPECT_EQ(y[2 * t + 1], 125.f) << v.name;
+    }
   }
 }
 
