@@ -1,7 +1,7 @@
 """Same-run summaries of Google Benchmark JSON files (medians of the repetitions).
 
 Usage: summarize.py RESULT.json [RESULT.json ...]
-Each file is recognised by its benchmarks (tquant_bench_forward, _calib, _gptq or _train); its
+Each file is recognised by its benchmarks (tquant_bench_forward, _calib, _gptq, _train, _kernels or _eval); its
 summary is printed and written beside it as NAME_summary.json (forward.json ->
 forward_summary.json). Ratios are always between benchmarks of the same file, i.e. the same run.
 """
@@ -168,6 +168,23 @@ def kernels_summary(runs):
     return out
 
 
+def eval_summary(runs):
+    """End-to-end evaluation (tquant_bench_eval): tokens/s of every variant and its ratio over F32
+    on the same model and thread count (same run), with the perplexity each one reached."""
+    out = {}
+    for name, row in runs.items():
+        model, variant, threads = name.split("/")[:3]
+        entry = out.setdefault(model.removeprefix("BM_Eval"), {}).setdefault(f"{threads}_threads", {})
+        entry[variant] = {"tokens_per_second": row["tokens_per_second"], "ppl": row["ppl"]}
+    for per_model in out.values():
+        for entry in per_model.values():
+            f32 = entry.get("f32", {}).get("tokens_per_second")
+            for v in entry.values():
+                if f32:
+                    v["speedup_over_f32"] = v["tokens_per_second"] / f32
+    return out
+
+
 def summarize(path):
     context, runs = medians(path)
     if any(n.startswith("BM_BertBaseForward") for n in runs):
@@ -178,6 +195,8 @@ def summarize(path):
         summary = gptq_summary(runs)
     elif any(n.startswith("BM_TrainStep") for n in runs):
         summary = train_summary(runs)
+    elif any(n.startswith("BM_Eval") for n in runs):
+        summary = eval_summary(runs)
     elif any(n.startswith(("BM_GemvF32", "BM_GemmF32")) for n in runs):
         summary = kernels_summary(runs)
     else:
