@@ -79,6 +79,10 @@ void quantize_into(const float* x, int64_t tokens, int64_t cols, Q8Activations& 
 
 }  // namespace
 
+void quantize_activations_q8(const float* x, int64_t tokens, int64_t cols, Q8Activations& into) {
+  quantize_into(x, tokens, cols, into);
+}
+
 Q8Activations quantize_activations_q8(const float* x, int64_t tokens, int64_t cols) {
   Q8Activations a;
   quantize_into(x, tokens, cols, a);

@@ -42,6 +42,9 @@ struct Q8Activations {
 
 // x: [tokens, cols] row-major; cols must be a positive multiple of 32.
 Q8Activations quantize_activations_q8(const float* x, int64_t tokens, int64_t cols);
+// The same into `into`, reusing its storage: callers that round many inputs avoid fresh pages
+// each time.
+void quantize_activations_q8(const float* x, int64_t tokens, int64_t cols, Q8Activations& into);
 
 // Whether w can take int8 activations: ggml blocks always; tquant codes of any width when every
 // group is a whole number of activation blocks (group % 32 == 0, which includes one group per row

@@ -47,6 +47,21 @@ void natural_x(const int8_t* x, V X[2]) {
   X[1] = load64(x + 64);
 }
 
+// The two ways a decoder's two parts cover its blocks. Chained: each part holds half of the same
+// blocks, so both dot products add into one accumulator. Folded: the parts hold different blocks,
+// whose lanes `fold` brings together.
+struct ChainedParts {
+  static V dot(const V W[2], const V X[2]) {
+    return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), W[0], X[0]), W[1], X[1]);
+  }
+};
+struct FoldedParts {
+  static V dot(const V W[2], const V X[2]) {
+    return fold(_mm512_dpbusd_epi32(_mm512_setzero_si512(), W[0], X[0]),
+                _mm512_dpbusd_epi32(_mm512_setzero_si512(), W[1], X[1]));
+  }
+};
+
 // Each decoder handles 4 consecutive blocks: load_x arranges the activations, load_w the codes
 // (as unsigned bytes, kParts vectors), and dot gives the 4 blocks' partial sums, one block per
 // 128-bit lane. kZero is what the integer of a ggml block still has to lose per unit of Σ q_x
@@ -58,7 +73,7 @@ struct Decode;
 // Q4_0 and Q4_1: a block's 16 code bytes hold elements 0..15 in the low nibbles, 16..31 in the
 // high ones, so the activations go as the first and the second 16 of each block.
 template <QFormat F, int BlockBytes, int Offset, int Zero>
-struct GgmlNibbles {
+struct GgmlNibbles : ChainedParts {
   static constexpr QFormat kFormat = F;
   static constexpr int kParts = 2, kBlockBytes = BlockBytes, kZero = Zero;
   static void load_x(const int8_t* x, V X[2]) {
@@ -76,9 +91,6 @@ struct GgmlNibbles {
     W[0] = _mm512_and_si512(v, low);
     W[1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
   }
-  static V dot(const V W[2], const V X[2]) {
-    return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), W[0], X[0]), W[1], X[1]);
-  }
 };
 template <>
 struct Decode<QFormat::Q4_0, 4> : GgmlNibbles<QFormat::Q4_0, 18, 2, 8> {};
@@ -88,7 +100,7 @@ struct Decode<QFormat::Q4_1, 4> : GgmlNibbles<QFormat::Q4_1, 20, 4, 0> {};
 // Q8_0: signed codes, made unsigned by flipping the top bit (q + 128); the 128·Σ q_x goes back
 // through kZero.
 template <>
-struct Decode<QFormat::Q8_0, 8> {
+struct Decode<QFormat::Q8_0, 8> : FoldedParts {
   static constexpr QFormat kFormat = QFormat::Q8_0;
   static constexpr int kParts = 2, kBlockBytes = 34, kZero = 128;
   static void load_x(const int8_t* x, V X[2]) { natural_x(x, X); }
@@ -97,10 +109,6 @@ struct Decode<QFormat::Q8_0, 8> {
     const V flip = _mm512_set1_epi8(static_cast<char>(0x80));
     W[0] = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(load32(p)), load32(p + 34), 1), flip);
     W[1] = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(load32(p + 68)), load32(p + 102), 1), flip);
-  }
-  static V dot(const V W[2], const V X[2]) {
-    return fold(_mm512_dpbusd_epi32(_mm512_setzero_si512(), W[0], X[0]),
-                _mm512_dpbusd_epi32(_mm512_setzero_si512(), W[1], X[1]));
   }
 };
 
@@ -113,7 +121,7 @@ void prefetch_codes(const uint8_t* p) { _mm_prefetch(reinterpret_cast<const char
 // tquant 4-bit: byte k of a block holds codes 2k (low nibble) and 2k + 1; the activations go as
 // the even and the odd elements of each block.
 template <>
-struct Decode<QFormat::Packed, 4> {
+struct Decode<QFormat::Packed, 4> : ChainedParts {
   static constexpr QFormat kFormat = QFormat::Packed;
   static constexpr int kParts = 2;
   static void load_x(const int8_t* x, V X[2]) {
@@ -128,16 +136,13 @@ struct Decode<QFormat::Packed, 4> {
     W[0] = _mm512_and_si512(v, low);
     W[1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
   }
-  static V dot(const V W[2], const V X[2]) {
-    return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), W[0], X[0]), W[1], X[1]);
-  }
 };
 
 // tquant 2-bit: byte k of a block holds codes 4k + j at bits 2j. Each block's 8 bytes fill a
 // 128-bit lane twice, shifted by 0 and 2 (part 0: codes 4k, 4k+1) or 4 and 6 (part 1); the
 // activations are grouped the same way.
 template <>
-struct Decode<QFormat::Packed, 2> {
+struct Decode<QFormat::Packed, 2> : ChainedParts {
   static constexpr QFormat kFormat = QFormat::Packed;
   static constexpr int kParts = 2;
   static void load_x(const int8_t* x, V X[2]) {
@@ -154,14 +159,11 @@ struct Decode<QFormat::Packed, 2> {
     W[0] = _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_setr_epi64(0, 2, 0, 2, 0, 2, 0, 2)), low2);
     W[1] = _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_setr_epi64(4, 6, 4, 6, 4, 6, 4, 6)), low2);
   }
-  static V dot(const V W[2], const V X[2]) {
-    return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), W[0], X[0]), W[1], X[1]);
-  }
 };
 
 // tquant 8-bit: the codes are unsigned bytes in element order.
 template <>
-struct Decode<QFormat::Packed, 8> {
+struct Decode<QFormat::Packed, 8> : FoldedParts {
   static constexpr QFormat kFormat = QFormat::Packed;
   static constexpr int kParts = 2;
   static void load_x(const int8_t* x, V X[2]) { natural_x(x, X); }
@@ -169,10 +171,6 @@ struct Decode<QFormat::Packed, 8> {
     prefetch_codes(row + b * 32);
     W[0] = load64(row + b * 32);
     W[1] = load64(row + b * 32 + 64);
-  }
-  static V dot(const V W[2], const V X[2]) {
-    return fold(_mm512_dpbusd_epi32(_mm512_setzero_si512(), W[0], X[0]),
-                _mm512_dpbusd_epi32(_mm512_setzero_si512(), W[1], X[1]));
   }
 };
 

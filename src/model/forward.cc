@@ -6,7 +6,6 @@
 #include <cmath>
 #include <cstring>
 #include <initializer_list>
-#include <optional>
 
 #include "core/error.h"
 #include "kernels/int8_linear.h"
@@ -76,12 +75,14 @@ class Pass {
   // Layers that read the same input (q, k, v; gate, up) and all take int8 activations share one
   // rounding of it instead of one per layer; the result is the same. Not with hooks: a layer's
   // `.in` hook may change the input before the next layer reads it.
-  std::optional<Q8Activations> shared_q8(const Tensor& x, std::initializer_list<const Linear*> layers) {
-    if (hooks_) return std::nullopt;
+  // Null when the layers cannot share; else valid until the next call.
+  const Q8Activations* shared_q8(const Tensor& x, std::initializer_list<const Linear*> layers) {
+    if (hooks_) return nullptr;
     for (const Linear* l : layers)
       if (!l->packed || !l->q8_activations || l->int8 || !l->input_scale.empty() || l->in() != x.cols())
-        return std::nullopt;
-    return quantize_activations_q8(x.data(), x.rows(), x.cols());
+        return nullptr;
+    quantize_activations_q8(x.data(), x.rows(), x.cols(), shared_input_);
+    return &shared_input_;
   }
 
   Tensor norm(const Norm& n, const Tensor& x) {
@@ -140,8 +141,7 @@ class Pass {
   Tensor attention(int layer, const Block& b, Tensor& h) {
     const int64_t B = info_.batch, T = info_.seq, H = c_.heads, KV = c_.kv_heads, dh = c_.head_dim;
     const int64_t qw = H * dh, kw = KV * dh, group = H / KV;
-    const auto hq = shared_q8(h, {&b.q, &b.k, &b.v});
-    const Q8Activations* shared = hq ? &*hq : nullptr;
+    const Q8Activations* shared = shared_q8(h, {&b.q, &b.k, &b.v});
     Tensor q = linear(layer, b.q, h, shared);
     Tensor k = linear(layer, b.k, h, shared);
     Tensor v = linear(layer, b.v, h, shared);
@@ -186,9 +186,9 @@ class Pass {
 
   Tensor ffn(int layer, const Block& b, Tensor& h) {
     if (c_.gated_ffn) {
-      const auto hq = shared_q8(h, {&b.gate, &b.up});
-      Tensor g = linear(layer, b.gate, h, hq ? &*hq : nullptr);
-      Tensor u = linear(layer, b.up, h, hq ? &*hq : nullptr);
+      const Q8Activations* shared = shared_q8(h, {&b.gate, &b.up});
+      Tensor g = linear(layer, b.gate, h, shared);
+      Tensor u = linear(layer, b.up, h, shared);
       activate(g, c_.activation);
       float* gp = g.data();
       const float* up = u.data();
@@ -298,6 +298,7 @@ class Pass {
   const ModelConfig& c_;
   const Hooks* hooks_;
   BatchInfo info_;
+  Q8Activations shared_input_;  // shared_q8's storage, reused by every layer of the pass
 };
 
 // Non-finite outputs mean non-finite activations somewhere upstream: report where it surfaced.
