@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "expect_error.h"
+#include "test_paths.h"
 
 namespace tquant {
 namespace {
@@ -26,9 +27,7 @@ int count_label(const GlueDataset& ds, float label) {
 }
 
 fs::path write_tmp(const std::string& name, const std::string& bytes) {
-  const fs::path dir = fs::path(TQUANT_TEST_TMP) / "glue_data";
-  fs::create_directories(dir);
-  const fs::path file = dir / name;
+  const fs::path file = testing::scratch("glue_data") / name;
   std::ofstream(file, std::ios::binary) << bytes;
   return file;
 }
@@ -277,7 +276,7 @@ TEST(GlueData, EmptyMissingAndHeaderOnlyFiles) {
   const fs::path header_only = write_tmp("header_only.tsv", "sentence\tlabel\n");
   expect_error([&] { read_glue_tsv(GlueTask::SST2, header_only); },
                {header_only.string(), "no data rows"});
-  const fs::path missing = fs::path(TQUANT_TEST_TMP) / "glue_data" / "does_not_exist.tsv";
+  const fs::path missing = testing::scratch("glue_data") / "does_not_exist.tsv";
   expect_error([&] { read_glue_tsv(GlueTask::SST2, missing); },
                {missing.string(), "cannot open"});
 }

@@ -356,9 +356,9 @@ class CorruptedCheckpoint : public ::testing::Test {
     q.emplace("layers.0.attn.q_proj", rtn(m.blocks[0].q.weight, fmt_of(4, 32, false)));
     q.at("layers.0.attn.q_proj").zeta.assign(128, 1.f);
     q.emplace("layers.0.ffn.down_proj", rtn(m.blocks[0].down.weight, fmt_of(3, 0, true)));
-    // ctest runs every test in its own process, each setting the suite up: one folder per
-    // process, or one would replace the folder another is copying.
-    good_ = new fs::path(fresh("good-" + std::to_string(::getpid())));
+    // The scratch folder is per process (test_paths.h), so suites in other processes never
+    // replace this folder while it is being copied.
+    good_ = new fs::path(fresh("good"));
     write_quantized_checkpoint(m, q, json::object(), *good_, false);
   }
   static void TearDownTestSuite() {

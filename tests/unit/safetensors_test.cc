@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "test_paths.h"
 
 namespace tquant {
 namespace {
@@ -20,7 +21,7 @@ namespace fs = std::filesystem;
 // A fresh folder per test, so files from one test never satisfy another.
 fs::path test_dir() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const fs::path dir = fs::path(TQUANT_TEST_TMP) / "safetensors" / info->name();
+  const fs::path dir = testing::scratch("safetensors") / info->name();
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;

@@ -179,13 +179,15 @@ TEST(Pipeline, EveryMethodBeatsOrTiesRoundToNearestOnEveryLayer) {
     ASSERT_EQ(r.weights.size(), 14u);
     for (const LayerReport& l : r.layers) {
       EXPECT_GT(l.objective_rtn, 0) << l.name;
-      if (method == Method::RTN)
+      if (method == Method::RTN) {
         EXPECT_DOUBLE_EQ(l.objective, l.objective_rtn) << l.name;
-      else
+      } else {
         EXPECT_LE(l.objective, l.objective_rtn * (1 + 1e-6)) << method_name(method) << " " << l.name;
+      }
     }
-    if (method == Method::ZFold || method == Method::Aespa)
+    if (method == Method::ZFold || method == Method::Aespa) {
       EXPECT_EQ(r.folded_norms.size(), 4u) << "pre-norm LLaMA: ζ folds into both norms of both blocks";
+    }
   }
 }
 
