@@ -1,24 +1,33 @@
 #include "kernels/int8_linear.h"
 
-#include <cmath>
-#include <cstring>
+#include <algorithm>
+#include <vector>
 
 #include "core/error.h"
+#include "kernels/affine_rows.h"
+#include "quant/affine.h"
 
 namespace tquant {
 namespace {
 
-// x = s · (q − z) as the fake quantizer computes it (affine.h); round(x / s) + z recovers q
-// exactly for any x it produced, since x / s lies within a few ulps of the integer q − z.
-struct Recovered {
-  int32_t code;
-  bool exact;
+// Where a group's real columns sit in the input: `first` when they are a contiguous run (no PEG
+// permutation), else −1 and the row is gathered into the stored order first.
+struct GroupSpan {
+  int64_t begin, width;  // in the stored order: the real columns, before the group's padding
+  int64_t first;
 };
-Recovered recover(float x, float s, float z, float qmin, float qmax) {
-  float q = std::nearbyint(x / s) + z;
-  q = q < qmin ? qmin : (q > qmax ? qmax : q);
-  const float back = s * (q - z);
-  return {static_cast<int32_t>(q), std::memcmp(&back, &x, sizeof x) == 0 || (back == 0.f && x == 0.f)};
+
+std::vector<GroupSpan> group_spans(const Int8Weight& w) {
+  std::vector<GroupSpan> spans;
+  for (int64_t g = 0; g < w.groups(); ++g) {
+    const int64_t b = w.group_begin[g], e = w.group_begin[g + 1];
+    int64_t width = 0;
+    while (b + width < e && w.column[b + width] >= 0) ++width;
+    bool run = true;
+    for (int64_t j = 1; j < width; ++j) run = run && w.column[b + j] == w.column[b] + j;
+    spans.push_back({b, width, run ? int64_t{w.column[b]} : -1});
+  }
+  return spans;
 }
 
 }  // namespace
@@ -55,27 +64,45 @@ Int8Activations int8_input_codes(const Int8Linear& l, const float* x, int64_t ro
     a.offset.resize(G);
     for (int64_t g = 0; g < G; ++g) a.offset[g] = static_cast<int32_t>(l.group_zero[g]) + shift;
   }
-  int64_t bad = -1;
-#pragma omp parallel for schedule(static) reduction(max : bad)
-  for (int64_t t = 0; t < rows; ++t) {
-    const float* xt = x + t * cols;
-    uint8_t* out = a.codes.data() + t * w.kp;
-    for (int64_t g = 0; g < G; ++g) {
-      const float s = row_scale ? row_scale[t] : l.group_scale[g];
-      const float z = row_zero ? row_zero[t] : l.group_zero[g];
+  const std::vector<GroupSpan> spans = group_spans(w);
+  const bool gather = std::any_of(spans.begin(), spans.end(), [](const GroupSpan& g) { return g.first < 0; });
+  const affine_rows::Kernels& k = affine_rows::kernels();
+  int64_t bad_row = rows;
+#pragma omp parallel reduction(min : bad_row)
+  {
+    std::vector<float> stored(gather ? w.kp : 0);
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < rows; ++t) {
+      const float* xt = x + t * cols;
+      if (gather)
+        for (int64_t j = 0; j < w.kp; ++j) stored[j] = w.column[j] < 0 ? 0.f : xt[w.column[j]];
+      uint8_t* out = a.codes.data() + t * w.kp;
+      int off_grid = 0;
+      for (int64_t g = 0; g < G; ++g) {
+        const GroupSpan& sp = spans[g];
+        const float* in = sp.first >= 0 ? xt + sp.first : stored.data() + sp.begin;
+        const float s = row_scale ? row_scale[t] : l.group_scale[g];
+        const float z = row_zero ? row_zero[t] : l.group_zero[g];
+        off_grid |= k.recover_codes(in, out + sp.begin, sp.width, s, z, qmin, qmax, static_cast<float>(shift));
+      }
+      if (off_grid && t < bad_row) bad_row = t;
+    }
+  }
+  if (bad_row < rows) {
+    // The first value of that row off its grid, for the message (the reference rounding).
+    for (int64_t g = 0; g < G; ++g)
       for (int64_t j = w.group_begin[g]; j < w.group_begin[g + 1]; ++j) {
         const int32_t c = w.column[j];
         if (c < 0) continue;
-        const Recovered r = recover(xt[c], s, z, qmin, qmax);
-        if (!r.exact && t * cols + c > bad) bad = t * cols + c;
-        out[j] = static_cast<uint8_t>(r.code + shift);
+        const float v = x[bad_row * cols + c];
+        const float s = row_scale ? row_scale[bad_row] : l.group_scale[g];
+        const float z = row_zero ? row_zero[bad_row] : l.group_zero[g];
+        if (!(fake_quantize_ref(v, s, z, qmin, qmax) == v))
+          fail("{}: input value {} at row {}, column {} is not on the grid of point {} (--real-int8 needs the "
+               "layer's input to be that point's quantized output, unchanged)", layer, v, bad_row, c, l.input_point);
       }
-    }
+    fail("{}: an input value at row {} is not on the grid of point {}", layer, bad_row, l.input_point);
   }
-  if (bad >= 0)
-    fail("{}: input value {} at row {}, column {} is not on the grid of point {} (--real-int8 needs the layer's "
-         "input to be that point's quantized output, unchanged)", layer, x[bad], bad / cols, bad % cols,
-         l.input_point);
   return a;
 }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/affine_rows.h"
 #include "quant/affine_fast.h"
 
 namespace tquant {
@@ -17,27 +18,6 @@ constexpr int64_t kParallelMin = 1 << 15;
 // Per-tensor work is cut into fixed chunks (not per-thread shares) so the split is independent of
 // the thread count; elementwise work would be deterministic anyway, this just keeps it obvious.
 constexpr int64_t kChunk = 1 << 14;
-
-// The loops return whether they saw a NaN; the caller then locates it for the error message.
-int fq_uniform(float* x, int64_t n, float s, float z, float qmin, float qmax) {
-  int nan = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const float xi = x[i];
-    nan |= xi != xi;
-    x[i] = s * (quantize_code_fast(xi, s, z, qmin, qmax) - z);
-  }
-  return nan;
-}
-
-int fq_columns(float* x, int64_t n, const float* s, const float* z, float qmin, float qmax) {
-  int nan = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const float xi = x[i];
-    nan |= xi != xi;
-    x[i] = s[i] * (quantize_code_fast(xi, s[i], z[i], qmin, qmax) - z[i]);
-  }
-  return nan;
-}
 
 template <class Code>
 int q_uniform(const float* x, Code* out, int64_t n, float s, float z, float qmin, float qmax) {
@@ -207,11 +187,12 @@ void fake_quantize(float* x, int64_t rows, int64_t cols, const QuantParams& para
     check_fits(params, rows, cols, where);
   }
   const float qmin = static_cast<float>(p->qmin()), qmax = static_cast<float>(p->qmax());
+  const affine_rows::Kernels& rows_kernels = affine_rows::kernels();
   const int nan = for_each_segment(
       *p, rows, cols,
-      [&](int64_t off, int64_t n, float s, float z) { return fq_uniform(x + off, n, s, z, qmin, qmax); },
+      [&](int64_t off, int64_t n, float s, float z) { return rows_kernels.fake_uniform(x + off, n, s, z, qmin, qmax); },
       [&](int64_t off, const float* s, const float* z) {
-        return fq_columns(x + off, cols, s, z, qmin, qmax);
+        return rows_kernels.fake_columns(x + off, cols, s, z, qmin, qmax);
       });
   // NaN stays NaN through the arithmetic above, so the output still shows where it was.
   if (nan) fail_nan(x, rows, cols, where);
